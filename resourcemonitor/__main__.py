@@ -1,0 +1,3 @@
+from resourcemonitor.cli import main
+
+raise SystemExit(main())

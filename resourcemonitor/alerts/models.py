@@ -1,0 +1,1 @@
+"""Incidents, channels and the notification outbox (see the alerting issue)."""

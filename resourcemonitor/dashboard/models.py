@@ -1,0 +1,1 @@
+"""No models: this app reads the others."""

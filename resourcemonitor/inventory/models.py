@@ -1,0 +1,201 @@
+"""What the team runs: devices, where they are, how to check them."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+
+class Kind(models.TextChoices):
+    ROUTER = "router", "Router"
+    SWITCH = "switch", "Switch"
+    FIREWALL = "firewall", "Firewall"
+    ACCESS_POINT = "access_point", "Access point"
+    PHONE = "phone", "Phone"
+    PC = "pc", "PC"
+    SERVER = "server", "Server"
+    OTHER = "other", "Other"
+
+
+class CheckMethod(models.TextChoices):
+    TCP = "tcp", "TCP connect"
+    HTTP = "http", "HTTP(S) GET"
+    ICMP = "icmp", "ICMP echo"
+    FEED = "feed", "JSON device feed"
+
+
+class Site(models.Model):
+    """A place devices live in: a data centre, an office, a campus."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Tag(models.Model):
+    """A free label for grouping devices across sites and kinds."""
+
+    name = models.SlugField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Feed(models.Model):
+    """A JSON device feed: one URL returning many devices' statuses.
+
+    The shape is the original exercise's: ``[{"id", "name", "ip_address", "status"}]``
+    with ``status`` a boolean. The collector polls it and creates or updates one
+    ``Device`` per entry, keyed by the feed and the entry's id.
+    """
+
+    url = models.URLField(max_length=500, unique=True)
+    interval_s = models.FloatField(
+        default=30.0, validators=[MinValueValidator(1.0), MaxValueValidator(86400.0)]
+    )
+    timeout_s = models.FloatField(
+        default=5.0, validators=[MinValueValidator(0.1), MaxValueValidator(120.0)]
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    last_ok_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    device_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["url"]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+def _default_interval() -> float:
+    return float(settings.RESMON_DEFAULT_INTERVAL_S)
+
+
+def _default_timeout() -> float:
+    return float(settings.RESMON_DEFAULT_TIMEOUT_S)
+
+
+def _default_fail_threshold() -> int:
+    return int(settings.RESMON_DEFAULT_FAIL_THRESHOLD)
+
+
+class Device(models.Model):
+    """One networked thing we check: a router, a switch, a phone, a server.
+
+    The check fields say how the collector probes it; ``parent`` is the device it
+    depends on (when the parent is down, this one is ``unreachable``, not ``down``).
+    """
+
+    name = models.CharField(max_length=200, unique=True)
+    address = models.CharField(max_length=255, help_text="IP address or host name")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.OTHER)
+    site = models.ForeignKey(
+        Site, null=True, blank=True, on_delete=models.SET_NULL, related_name="devices"
+    )
+    tags = models.ManyToManyField(Tag, blank=True, related_name="devices")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    enabled = models.BooleanField(default=True, help_text="Paused devices are not checked")
+
+    check_method = models.CharField(
+        max_length=10, choices=CheckMethod.choices, default=CheckMethod.TCP
+    )
+    check_port = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    check_path = models.CharField(max_length=500, default="/health", blank=True)
+    check_tls = models.BooleanField(default=False, help_text="Use HTTPS for HTTP checks")
+    check_expect_status = models.PositiveIntegerField(
+        default=200, validators=[MinValueValidator(100), MaxValueValidator(599)]
+    )
+    check_body_match = models.CharField(
+        max_length=200, blank=True, help_text="HTTP checks fail unless the body contains this"
+    )
+    check_interval_s = models.FloatField(
+        default=_default_interval, validators=[MinValueValidator(0.5), MaxValueValidator(86400)]
+    )
+    check_timeout_s = models.FloatField(
+        default=_default_timeout, validators=[MinValueValidator(0.1), MaxValueValidator(120)]
+    )
+    fail_threshold = models.PositiveSmallIntegerField(
+        default=_default_fail_threshold,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Consecutive failed checks before the device is down",
+    )
+    recover_threshold = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Consecutive good checks before a down device is up again",
+    )
+    latency_threshold_ms = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0)],
+        help_text="Answers slower than this make the device degraded",
+    )
+    slo_target = models.FloatField(
+        default=99.9,
+        validators=[MinValueValidator(0.001), MaxValueValidator(99.999)],
+        help_text="Availability target in percent",
+    )
+
+    feed = models.ForeignKey(
+        Feed, null=True, blank=True, on_delete=models.CASCADE, related_name="devices"
+    )
+    external_id = models.CharField(
+        max_length=100, blank=True, help_text="The device's id in its feed"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["feed", "external_id"],
+                condition=models.Q(feed__isnull=False),
+                name="device_unique_feed_external_id",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.check_method in {CheckMethod.TCP} and not self.check_port:
+            raise ValidationError({"check_port": "A TCP check needs a port."})
+        if self.check_method == CheckMethod.FEED and self.feed_id is None:
+            raise ValidationError({"feed": "A feed device needs its feed."})
+        if (
+            self.check_timeout_s
+            and self.check_interval_s
+            and (self.check_timeout_s > self.check_interval_s)
+        ):
+            raise ValidationError(
+                {"check_timeout_s": "The timeout must not be longer than the interval."}
+            )
+        self._clean_parent()
+
+    def _clean_parent(self) -> None:
+        # Walk up the chain: a device may not (indirectly) depend on itself.
+        seen = {self.pk} if self.pk else set()
+        parent = self.parent
+        while parent is not None:
+            if parent.pk in seen:
+                raise ValidationError({"parent": "This parent would make a dependency cycle."})
+            seen.add(parent.pk)
+            parent = parent.parent

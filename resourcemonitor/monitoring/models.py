@@ -1,0 +1,206 @@
+"""What the collector learns: current state, raw samples, rollups, events, heartbeats."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from resourcemonitor.inventory.models import Device
+from resourcemonitor.monitoring.status import Status
+
+
+class DeviceState(models.Model):
+    """The one current state of a device, updated in place by the collector's writer.
+
+    ``changed_at`` moves only when something a person would notice changes (status,
+    flapping, error), so the dashboard can fetch "what changed since" cheaply.
+    """
+
+    device = models.OneToOneField(
+        Device, primary_key=True, on_delete=models.CASCADE, related_name="state"
+    )
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.UNKNOWN)
+    since = models.DateTimeField(default=timezone.now)
+    last_check_at = models.DateTimeField(null=True, blank=True)
+    last_ok_at = models.DateTimeField(null=True, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    consecutive_successes = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+    flapping = models.BooleanField(default=False)
+    changed_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.device_id}: {self.status}"
+
+
+class Sample(models.Model):
+    """One check result. Raw, kept for days; the hot write path goes through storage.py.
+
+    Not managed by Django's migrations: on SQLite the table is WITHOUT ROWID with a
+    time-first key (``t``, ``device_id``), which keeps ingest fast and a row near 20 bytes.
+    ``t`` is milliseconds since the Unix epoch, UTC. ``latency_us`` is microseconds.
+    """
+
+    pk = models.CompositePrimaryKey("t", "device")
+    t = models.BigIntegerField()
+    device = models.ForeignKey(Device, on_delete=models.DO_NOTHING, db_constraint=False)
+    ok = models.BooleanField()
+    latency_us = models.IntegerField(null=True)
+    error = models.CharField(max_length=100, null=True)  # noqa: DJ001 (NULL = no error, 1 byte)
+
+    class Meta:
+        managed = False
+        db_table = "monitoring_sample"
+
+    def __str__(self) -> str:
+        return f"{self.device_id}@{self.t}: {'ok' if self.ok else self.error}"
+
+
+# Latency histogram buckets (upper bounds, milliseconds), log-spaced so percentiles
+# survive aggregation across rollups. The last bucket is everything slower.
+LATENCY_BUCKETS_MS: tuple[float, ...] = (
+    1,
+    2,
+    5,
+    10,
+    20,
+    50,
+    100,
+    200,
+    500,
+    1000,
+    2000,
+    5000,
+    10000,
+    30000,
+    60000,
+)
+HISTOGRAM_COLUMNS = tuple(f"h{i}" for i in range(len(LATENCY_BUCKETS_MS) + 1))
+
+
+class Rollup(models.Model):
+    """Per-device aggregates over a fixed bucket (60 s or 3600 s), kept for months.
+
+    Maintained incrementally by the writer (additive columns, so an upsert merges), never
+    by scanning raw history on a page load. ``bucket`` is the bucket start, epoch seconds.
+    """
+
+    pk = models.CompositePrimaryKey("device", "resolution", "bucket")
+    device = models.ForeignKey(Device, on_delete=models.CASCADE)
+    resolution = models.PositiveIntegerField()
+    bucket = models.BigIntegerField()
+    count = models.PositiveIntegerField(default=0)
+    ok_count = models.PositiveIntegerField(default=0)
+    latency_count = models.PositiveIntegerField(default=0)
+    latency_sum_ms = models.FloatField(default=0.0)
+    latency_min_ms = models.FloatField(null=True)
+    latency_max_ms = models.FloatField(null=True)
+    h0 = models.PositiveIntegerField(default=0)
+    h1 = models.PositiveIntegerField(default=0)
+    h2 = models.PositiveIntegerField(default=0)
+    h3 = models.PositiveIntegerField(default=0)
+    h4 = models.PositiveIntegerField(default=0)
+    h5 = models.PositiveIntegerField(default=0)
+    h6 = models.PositiveIntegerField(default=0)
+    h7 = models.PositiveIntegerField(default=0)
+    h8 = models.PositiveIntegerField(default=0)
+    h9 = models.PositiveIntegerField(default=0)
+    h10 = models.PositiveIntegerField(default=0)
+    h11 = models.PositiveIntegerField(default=0)
+    h12 = models.PositiveIntegerField(default=0)
+    h13 = models.PositiveIntegerField(default=0)
+    h14 = models.PositiveIntegerField(default=0)
+    h15 = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["resolution", "bucket"], name="rollup_res_bucket")]
+
+    def __str__(self) -> str:
+        return f"{self.device_id}/{self.resolution}s@{self.bucket}"
+
+
+class EventQuerySet(models.QuerySet["Event"]):
+    def recent(self, limit: int = 50) -> EventQuerySet:
+        return self.select_related("device").order_by("-at", "-id")[:limit]
+
+
+class Event(models.Model):
+    """A state change of a device: from one status to another, with the reason."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(default=timezone.now)
+    from_status = models.CharField(max_length=12, choices=Status.choices)
+    to_status = models.CharField(max_length=12, choices=Status.choices)
+    message = models.CharField(max_length=300, blank=True)
+
+    objects = EventQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["device", "-at"], name="event_device_at"),
+            models.Index(fields=["-at"], name="event_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.device_id} {self.from_status}→{self.to_status} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class HeartbeatQuerySet(models.QuerySet["Heartbeat"]):
+    def alive(self, component: str | None = None) -> HeartbeatQuerySet:
+        cutoff = timezone.now() - timedelta(seconds=settings.RESMON_HEARTBEAT_STALE_S)
+        qs = self.filter(last_seen_at__gte=cutoff)
+        return qs.filter(component=component) if component else qs
+
+
+class Heartbeat(models.Model):
+    """Each running component reports itself here every few seconds."""
+
+    component = models.CharField(max_length=20)  # collector, web, simulator, ingester
+    instance = models.CharField(max_length=200, unique=True)
+    version = models.CharField(max_length=40, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+    info = models.JSONField(default=dict, blank=True)
+
+    objects = HeartbeatQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return self.instance
+
+    @classmethod
+    def beat(
+        cls, *, component: str, instance: str | None = None, info: dict[str, Any] | None = None
+    ) -> Heartbeat:
+        from resourcemonitor import __version__
+
+        instance = instance or f"{component}@{socket.gethostname()}:{os.getpid()}"
+        now = timezone.now()
+        beat, _ = cls.objects.update_or_create(
+            instance=instance,
+            defaults={
+                "component": component,
+                "version": __version__,
+                "last_seen_at": now,
+                "info": info or {},
+            },
+            create_defaults={
+                "component": component,
+                "version": __version__,
+                "started_at": now,
+                "last_seen_at": now,
+                "info": info or {},
+            },
+        )
+        return beat
+
+    @property
+    def is_stale(self) -> bool:
+        age = (timezone.now() - self.last_seen_at).total_seconds()
+        return age > settings.RESMON_HEARTBEAT_STALE_S
