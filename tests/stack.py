@@ -70,6 +70,30 @@ class Stack:
         method = "GET" if body is None else "POST"
         return http_json(f"{self.sim_url}{path}", method=method, body=body)
 
+    def force(self, device: dict[str, Any], state: str) -> None:
+        self.sim(f"/devices/{device['id']}/state", {"state": state})
+
+    def pin_up_with_ancestors(self, device: dict[str, Any]) -> list[dict[str, Any]]:
+        """Force a device and every ancestor up (a down ancestor takes its subtree down),
+        so a test decides the device's state alone. Returns the chain, for ``release``."""
+        by_id = {entry["id"]: entry for entry in self.sim("/inventory")}
+        chain = [by_id[device["id"]]]
+        while chain[-1]["parent_id"] is not None:
+            chain.append(by_id[chain[-1]["parent_id"]])
+        for entry in chain:
+            self.force(entry, "up")
+        return chain
+
+    def release(self, chain: list[dict[str, Any]]) -> None:
+        for entry in chain:
+            self.force(entry, "auto")
+
+    def leaf(self) -> dict[str, Any]:
+        """A simulated device that is nobody's parent."""
+        inventory = self.sim("/inventory")
+        parents = {entry["parent_id"] for entry in inventory}
+        return next(entry for entry in inventory if entry["id"] not in parents)
+
     def resmon(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "resourcemonitor", *args],

@@ -39,42 +39,36 @@ def test_every_simulated_device_is_checked(stack: Stack) -> None:
 
 
 def test_device_forced_down_is_down_within_three_intervals(stack: Stack) -> None:
-    inventory = stack.sim("/inventory")
-    # A leaf (nobody's parent) so the check is about this one device.
-    parents = {entry["parent_id"] for entry in inventory}
-    leaf = next(entry for entry in inventory if entry["id"] not in parents)
-    stack.sim(f"/devices/{leaf['id']}/state", {"state": "up"})
-    wait_for(lambda: _device(stack, leaf["name"])["status"] == "up", timeout=15, what="up")
-
-    stack.sim(f"/devices/{leaf['id']}/state", {"state": "down"})
-    # Three 1 s intervals to cross the threshold, plus one batch flush and one poll of slack.
-    wait_for(lambda: _device(stack, leaf["name"])["status"] == "down", timeout=6, what="down")
-    events = stack.api("/api/v1/events?limit=200")["items"]
-    assert any(e["device_name"] == leaf["name"] and e["to_status"] == "down" for e in events)
-
-    stack.sim(f"/devices/{leaf['id']}/state", {"state": "auto"})
+    leaf = stack.leaf()
+    chain = stack.pin_up_with_ancestors(leaf)
+    try:
+        wait_for(lambda: _device(stack, leaf["name"])["status"] == "up", timeout=15, what="up")
+        stack.force(leaf, "down")
+        # Three 1 s intervals to cross the threshold, plus a batch flush and a poll of slack.
+        wait_for(lambda: _device(stack, leaf["name"])["status"] == "down", timeout=6, what="down")
+        events = stack.api("/api/v1/events?limit=200")["items"]
+        assert any(e["device_name"] == leaf["name"] and e["to_status"] == "down" for e in events)
+    finally:
+        stack.release(chain)
 
 
 def test_children_of_a_down_parent_are_unreachable(stack: Stack) -> None:
-    inventory = stack.sim("/inventory")
-    by_id = {entry["id"]: entry for entry in inventory}
-    child = next(e for e in inventory if e["parent_id"] and by_id[e["parent_id"]]["parent_id"])
-    parent = by_id[child["parent_id"]]
-    for entry in (parent, child):
-        stack.sim(f"/devices/{entry['id']}/state", {"state": "up"})
-    stack.sim(f"/devices/{parent['id']}/state", {"state": "down"})
+    leaf = stack.leaf()
+    chain = stack.pin_up_with_ancestors(leaf)
+    parent = chain[1]
     try:
+        wait_for(lambda: _device(stack, leaf["name"])["status"] == "up", timeout=15, what="up")
+        stack.force(parent, "down")
         wait_for(
             lambda: (
                 _device(stack, parent["name"])["status"] == "down"
-                and _device(stack, child["name"])["status"] == "unreachable"
+                and _device(stack, leaf["name"])["status"] == "unreachable"
             ),
             timeout=10,
             what="parent down and child unreachable",
         )
     finally:
-        for entry in (parent, child):
-            stack.sim(f"/devices/{entry['id']}/state", {"state": "auto"})
+        stack.release(chain)
 
 
 class _FeedHandler(BaseHTTPRequestHandler):
