@@ -138,6 +138,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "ninja",
     "resourcemonitor.inventory",
     "resourcemonitor.monitoring",
     "resourcemonitor.alerts",
@@ -190,7 +191,9 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = DATA_DIR / "static"
+# Only for `resmon collectstatic` (containers); the product serves static files from the
+# app folders without it (WHITENOISE_USE_FINDERS below).
+STATIC_ROOT = os.environ.get("RESMON_STATIC_ROOT") or None
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

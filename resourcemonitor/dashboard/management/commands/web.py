@@ -15,7 +15,7 @@ def _serve(bind: str, workers: int, threads: int) -> None:
 
     from resourcemonitor.wsgi import application
 
-    class WebApplication(BaseApplication):  # type: ignore[misc]
+    class WebApplication(BaseApplication):
         def load_config(self) -> None:
             options = {
                 "bind": bind,

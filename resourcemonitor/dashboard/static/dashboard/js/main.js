@@ -1,0 +1,295 @@
+// The dashboard's entry point: read the page's config, load every device once, then poll
+// for changes every couple of seconds while the tab is visible.
+//
+//   main.js    wiring: filters, URL state, polling, keyboard
+//   store.js   the client's device list (full load + changed_since merges, filter, sort)
+//   views.js   counts, problems panel, tiles, table (node reuse, patch in place)
+//   drawer.js  the device side panel; charts.js its SVG latency chart and timeline
+//   api.js     fetch with timeouts; poll.js visible-only polling with back-off
+//   dom.js     element builders (text only, never innerHTML); format.js words and numbers
+
+import { createClient } from "./api.js";
+import { h, setText } from "./dom.js";
+import { Drawer } from "./drawer.js";
+import * as fmt from "./format.js";
+import { adaptivePoll } from "./poll.js";
+import { Store } from "./store.js";
+import { TABLE_PAGE, Views } from "./views.js";
+
+const config = JSON.parse(document.getElementById("dashboard-config").textContent);
+const api = createClient(config.api);
+const store = new Store(config.statusMeta);
+const views = new Views(document, config, store);
+const FILTERS = ["q", "status", "kind", "site", "tag"];
+const filters = { q: "", status: "", kind: "", site: "", tag: "" };
+let lastFullLoad = 0;
+let lastSuccess = null;
+let failingSince = null;
+
+const el = {
+  toolbar: document.querySelector('[data-testid="toolbar"]'),
+  search: document.querySelector('[data-testid="search"]'),
+  selects: Object.fromEntries(
+    ["status", "kind", "site", "tag"].map((name) => [name, document.querySelector(`[data-testid="filter-${name}"]`)]),
+  ),
+  clear: document.querySelector('[data-testid="clear-filters"]'),
+  counts: document.querySelector('[data-testid="status-counts"]'),
+  updated: document.querySelector('[data-testid="last-updated"]'),
+  updatedText: document.querySelector(".updated__text"),
+  staleBanner: document.querySelector('[data-testid="stale-banner"]'),
+  errorBanner: document.querySelector('[data-testid="error-banner"]'),
+};
+
+// --- filters and URL state ---------------------------------------------------------------
+
+function readUrl() {
+  const params = new URLSearchParams(location.search);
+  for (const name of FILTERS) filters[name] = params.get(name) || "";
+  views.view = params.get("view") === "table" ? "table" : "tiles";
+  const device = Number(params.get("device"));
+  return Number.isInteger(device) && device > 0 ? device : null;
+}
+
+function writeUrl() {
+  const params = new URLSearchParams();
+  for (const name of FILTERS) if (filters[name]) params.set(name, filters[name]);
+  if (views.view === "table") params.set("view", "table");
+  if (drawer.isOpen) params.set("device", drawer.deviceId);
+  const query = params.toString();
+  history.replaceState(null, "", query ? `?${query}` : location.pathname);
+}
+
+function ensureOption(select, value, label = value) {
+  if (value && ![...select.options].some((option) => option.value === value)) {
+    select.append(h("option", { value, text: label }));
+  }
+}
+
+function fillSelect(select, values, labels = {}) {
+  const current = select.value || filters[select.name];
+  const fragment = document.createDocumentFragment();
+  fragment.append(h("option", { value: "", text: "All" }));
+  for (const value of values) fragment.append(h("option", { value, text: labels[value] || value }));
+  select.replaceChildren(fragment);
+  ensureOption(select, current); // a bookmarked filter survives even if nothing matches now
+  select.value = current;
+}
+
+function refreshSelects() {
+  fillSelect(el.selects.kind, store.distinct("kind"), config.kinds);
+  fillSelect(el.selects.site, store.distinct("site"));
+  fillSelect(el.selects.tag, store.distinct("tags"));
+}
+
+function syncControls() {
+  if (el.search.value !== filters.q) el.search.value = filters.q;
+  for (const [name, select] of Object.entries(el.selects)) {
+    ensureOption(select, filters[name]);
+    select.value = filters[name];
+  }
+  for (const button of el.counts.querySelectorAll(".count")) {
+    const value = button.dataset.flag || button.dataset.status;
+    button.setAttribute("aria-pressed", String(filters.status === value));
+  }
+  for (const button of el.toolbar.querySelectorAll("[data-view]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.view === views.view));
+  }
+  el.clear.hidden = !FILTERS.some((name) => filters[name]);
+}
+
+function rerender(changed = null) {
+  views.render(store.select(filters), changed);
+}
+
+function setFilter(name, value) {
+  if (filters[name] === value) return;
+  filters[name] = value;
+  views.tableLimit = TABLE_PAGE;
+  syncControls();
+  writeUrl();
+  rerender();
+}
+
+// Typing filters on the next frame, so a fast typist does not queue 10 re-renders.
+let searchFrame = 0;
+el.search.addEventListener("input", () => {
+  cancelAnimationFrame(searchFrame);
+  searchFrame = requestAnimationFrame(() => setFilter("q", el.search.value));
+});
+el.toolbar.addEventListener("submit", (event) => event.preventDefault());
+for (const [name, select] of Object.entries(el.selects)) {
+  select.addEventListener("change", () => setFilter(name, select.value));
+}
+el.clear.addEventListener("click", () => {
+  for (const name of FILTERS) filters[name] = "";
+  views.tableLimit = TABLE_PAGE;
+  syncControls();
+  writeUrl();
+  rerender();
+});
+el.counts.addEventListener("click", (event) => {
+  const button = event.target.closest(".count");
+  if (!button) return;
+  const value = button.dataset.flag || button.dataset.status;
+  setFilter("status", filters.status === value ? "" : value);
+});
+el.toolbar.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-view]");
+  if (!button || views.view === button.dataset.view) return;
+  views.view = button.dataset.view;
+  syncControls();
+  writeUrl();
+  rerender();
+});
+document.querySelector('[data-testid="show-more"]').addEventListener("click", () => {
+  views.tableLimit += TABLE_PAGE;
+  rerender();
+});
+document.querySelector('[data-testid="problems-more"]').addEventListener("click", () => {
+  views.view = "table";
+  filters.status = "problems";
+  views.tableLimit = TABLE_PAGE;
+  syncControls();
+  writeUrl();
+  rerender();
+  document.querySelector('[data-testid="devices"]').scrollIntoView({ block: "start" });
+});
+
+// --- the drawer ------------------------------------------------------------------------------
+
+const drawer = new Drawer(document, config, api, { onClose: () => writeUrl() });
+
+function openDevice(id) {
+  const device = store.devices.get(id);
+  if (!device) return;
+  drawer.open(device);
+  writeUrl();
+}
+
+document.querySelector("main").addEventListener("click", (event) => {
+  const target = event.target.closest("[data-device-id]");
+  if (target) openDevice(Number(target.dataset.deviceId));
+});
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && drawer.isOpen) {
+    drawer.close();
+    return;
+  }
+  const typing = /^(INPUT|SELECT|TEXTAREA)$/.test(document.activeElement?.tagName);
+  if (event.key === "/" && !typing) {
+    event.preventDefault();
+    el.search.focus();
+    el.search.select();
+  } else if (event.key === "Enter" && !typing && document.activeElement?.matches("tr[data-device-id]")) {
+    openDevice(Number(document.activeElement.dataset.deviceId));
+  }
+});
+
+// --- polling -----------------------------------------------------------------------------------
+
+function showCollector(collector) {
+  const stale = !collector.alive;
+  el.staleBanner.hidden = !stale;
+  document.body.classList.toggle("collector-stale", stale);
+  if (stale) {
+    setText(
+      el.staleBanner.querySelector(".banner__text"),
+      collector.last_seen_at
+        ? `Collector not reporting since ${fmt.clock(collector.last_seen_at)} (${fmt.since(collector.last_seen_at)} ago) — showing last known state`
+        : "No collector has reported yet — showing last known state",
+    );
+  }
+}
+
+function showConnection(error) {
+  if (!error) {
+    failingSince = null;
+    el.errorBanner.hidden = true;
+    el.updated.classList.remove("updated--failing");
+    setText(el.updatedText, `Updated ${fmt.clock(lastSuccess)}`);
+    return;
+  }
+  failingSince = failingSince || new Date();
+  el.updated.classList.add("updated--failing");
+  setText(el.updatedText, lastSuccess ? `Last update ${fmt.clock(lastSuccess)}` : "Not loaded");
+  const text = el.errorBanner.querySelector(".banner__text");
+  if (error.status === 401 || error.status === 403) {
+    text.replaceChildren(
+      "Your session has ended. ",
+      h("a", { href: `${config.loginUrl}?next=${encodeURIComponent(location.pathname + location.search)}`, text: "Log in" }),
+      " to keep watching.",
+    );
+  } else {
+    setText(text, `Cannot reach the server since ${fmt.clock(failingSince)} (${error.message}) — retrying; showing the last data received`);
+  }
+  el.errorBanner.hidden = false;
+}
+
+async function poll() {
+  const full = store.cursor === null || store.needsReload || Date.now() - lastFullLoad > config.fullRefreshMs;
+  const params = { limit: 10000 };
+  if (!full) params.changed_since = store.cursor;
+  let list, summary;
+  try {
+    [list, summary] = await Promise.all([api.get("devices", params), api.get("summary")]);
+  } catch (error) {
+    showConnection(error);
+    throw error;
+  }
+  lastSuccess = new Date();
+  const first = !document.body.dataset.loaded;
+  if (first) performance.mark("resmon:first-data");
+  if (full) {
+    store.replaceAll(list);
+    lastFullLoad = Date.now();
+    views.prune();
+    refreshSelects();
+    syncControls();
+    rerender(new Set(store.devices.keys()));
+    if (drawer.isOpen) drawer.update(store.devices.get(drawer.deviceId));
+  } else {
+    const { layout, changed } = store.applyChanges(list);
+    if (layout) {
+      refreshSelects();
+      rerender(changed);
+    } else if (changed.size) {
+      views.patch(changed);
+    }
+    if (drawer.isOpen) drawer.update(store.devices.get(drawer.deviceId));
+    if (store.needsReload) poller.runNow();
+  }
+  views.renderSummary(summary);
+  showCollector(summary.collector);
+  showConnection(null);
+  if (first) {
+    // For benchmarks: navigation → data → rendered, readable with performance.getEntries().
+    performance.mark("resmon:first-render");
+    document.body.dataset.loaded = "true";
+  }
+}
+
+// The drawer sits under the top bar, whose height changes as it wraps.
+const topbar = document.querySelector(".topbar");
+new ResizeObserver(() => {
+  document.documentElement.style.setProperty("--topbar-height", `${topbar.offsetHeight}px`);
+}).observe(topbar);
+
+const initialDevice = readUrl();
+syncControls();
+const poller = adaptivePoll(poll, { intervalMs: config.pollMs });
+poller.runNow();
+setInterval(() => {
+  if (!document.hidden) views.tick();
+}, 1000);
+
+if (initialDevice) {
+  // Open a bookmarked device once the first load has it.
+  const wait = setInterval(() => {
+    if (store.devices.has(initialDevice)) {
+      clearInterval(wait);
+      openDevice(initialDevice);
+    } else if (store.cursor !== null) {
+      clearInterval(wait);
+    }
+  }, 50);
+}
