@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -23,7 +25,10 @@ class CheckMethod(models.TextChoices):
     TCP = "tcp", "TCP connect"
     HTTP = "http", "HTTP(S) GET"
     ICMP = "icmp", "ICMP echo"
+    SNMP = "snmp", "SNMP get"
     FEED = "feed", "JSON device feed"
+    # Pushed over HTTP or MQTT; down when nothing arrives for longer than the interval.
+    PUSH = "push", "Push (HTTP/MQTT heartbeat)"
 
 
 class Site(models.Model):
@@ -199,3 +204,97 @@ class Device(models.Model):
                 raise ValidationError({"parent": "This parent would make a dependency cycle."})
             seen.add(parent.pk)
             parent = parent.parent
+
+
+class Recurrence(models.TextChoices):
+    NONE = "", "Once"
+    DAILY = "daily", "Every day"
+    WEEKLY = "weekly", "Every week"
+
+
+RECURRENCE_PERIOD = {
+    Recurrence.DAILY: timedelta(days=1),
+    Recurrence.WEEKLY: timedelta(days=7),
+}
+
+
+class MaintenanceWindowQuerySet(models.QuerySet["MaintenanceWindow"]):
+    def may_be_active(self, at: datetime) -> MaintenanceWindowQuerySet:
+        """Windows that could cover ``at``: started, and not ended for good.
+
+        Recurring windows still need :meth:`MaintenanceWindow.is_active` to check the
+        occurrence; this narrows the rows in SQL first.
+        """
+        once = models.Q(recurrence=Recurrence.NONE, starts_at__lte=at, ends_at__gt=at)
+        recurring = (
+            ~models.Q(recurrence=Recurrence.NONE)
+            & models.Q(starts_at__lte=at)
+            & (models.Q(until__isnull=True) | models.Q(until__gt=at))
+        )
+        return self.filter(once | recurring)
+
+
+class MaintenanceWindow(models.Model):
+    """Planned work: notifications are suppressed and the time is excluded from SLOs.
+
+    It covers the listed devices, every device of the listed sites and tags, and every
+    device of the listed kinds. A recurring window repeats ``[starts_at, ends_at)`` every
+    day or week until ``until`` (for ever when empty). Times are UTC.
+    """
+
+    name = models.CharField(max_length=200)
+    reason = models.CharField(max_length=500, blank=True)
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    recurrence = models.CharField(
+        max_length=10, choices=Recurrence.choices, default=Recurrence.NONE, blank=True
+    )
+    until = models.DateTimeField(null=True, blank=True, help_text="Last repetition ends here")
+    devices = models.ManyToManyField(Device, blank=True, related_name="maintenance_windows")
+    sites = models.ManyToManyField(Site, blank=True, related_name="maintenance_windows")
+    tags = models.ManyToManyField(Tag, blank=True, related_name="maintenance_windows")
+    kinds = models.JSONField(default=list, blank=True, help_text="Device kinds covered")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = MaintenanceWindowQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-starts_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            raise ValidationError({"ends_at": "The window must end after it starts."})
+        period = RECURRENCE_PERIOD.get(Recurrence(self.recurrence or ""))
+        if period and self.starts_at and self.ends_at and self.ends_at - self.starts_at > period:
+            raise ValidationError(
+                {"ends_at": f"A {self.recurrence} window cannot last longer than {period}."}
+            )
+        if self.until and self.starts_at and self.until <= self.starts_at:
+            raise ValidationError({"until": "The repetition must end after the first start."})
+        bad_kinds = [kind for kind in self.kinds or [] if kind not in Kind.values]
+        if not isinstance(self.kinds, list) or bad_kinds:
+            raise ValidationError({"kinds": f"Unknown device kinds: {bad_kinds or self.kinds}"})
+
+    def occurrence_at(self, at: datetime) -> tuple[datetime, datetime] | None:
+        """The ``(start, end)`` of the occurrence covering ``at``, or None."""
+        if at < self.starts_at:
+            return None
+        period = RECURRENCE_PERIOD.get(Recurrence(self.recurrence or ""))
+        if period is None:
+            return (self.starts_at, self.ends_at) if at < self.ends_at else None
+        if self.until is not None and at >= self.until:
+            return None
+        start = self.starts_at + period * ((at - self.starts_at) // period)
+        end = start + (self.ends_at - self.starts_at)
+        if self.until is not None:
+            end = min(end, self.until)
+        return (start, end) if start <= at < end else None
+
+    def is_active(self, at: datetime) -> bool:
+        return self.occurrence_at(at) is not None

@@ -139,6 +139,9 @@ class Event(models.Model):
     from_status = models.CharField(max_length=12, choices=Status.choices)
     to_status = models.CharField(max_length=12, choices=Status.choices)
     message = models.CharField(max_length=300, blank=True)
+    # Set by the alert worker that claimed this event with a conditional UPDATE
+    # (filter(processed_at=None).update(...)), so several workers never handle it twice.
+    processed_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     objects = EventQuerySet.as_manager()
 
