@@ -1,0 +1,627 @@
+"""The collector: one asyncio loop that schedules checks, runs probes, polls feeds and
+hands every result to the writer thread.
+
+Its loop is made of small single-step methods that tests call directly (like
+healthchecks' ``sendalerts``): ``refresh_inventory()``, ``launch_due(now)``,
+``check_device(...)``, ``record_result(...)``, ``poll_feed(...)``, ``beat()``. The
+asyncio side holds the authoritative in-memory state of its devices (status, streaks,
+flap history) and applies the pure state machine; the writer only persists.
+
+It never touches the ORM: every database operation goes through ``self.writer.run(fn)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from django.conf import settings
+from django.db import DatabaseError
+from django.utils import timezone
+
+from resourcemonitor import __version__
+from resourcemonitor.monitoring.collector.feeds import (
+    FeedApplied,
+    FeedError,
+    apply_feed,
+    fetch_and_parse,
+    record_feed_failure,
+)
+from resourcemonitor.monitoring.collector.inventory import (
+    DeviceConfig,
+    FeedConfig,
+    InventorySnapshot,
+    Shard,
+    load_inventory,
+)
+from resourcemonitor.monitoring.collector.scheduler import LagWindow, Scheduler
+from resourcemonitor.monitoring.collector.state import DOWNISH, Topology, TrackedState
+from resourcemonitor.monitoring.collector.writer import Writer, WriterStopped
+from resourcemonitor.monitoring.models import Heartbeat
+from resourcemonitor.monitoring.probes import PROBES, Probe, ProbeResult, errors
+from resourcemonitor.monitoring.storage import EventRow, SampleRow, StateRow
+
+log = logging.getLogger("resourcemonitor.collector")
+
+HEARTBEAT_S = 5.0
+# On stop, checks in flight get this long to finish before they are cancelled
+# (a cancelled check writes nothing: no result is better than a made-up one).
+STOP_GRACE_S = 2.0
+NOT_IN_FEED = "not in the feed's last answer"
+# The scheduler wakes at most once per tick and starts everything due within it. Event
+# loop timers have millisecond resolution anyway; without a tick, 2,000 checks a second
+# with distinct due times meant several wake-ups (some early, by a fraction of a ms)
+# per check. A check may start up to one tick early or late; lag is counted from 0.
+SCHEDULER_TICK_S = 0.002
+
+
+@dataclass(slots=True)
+class Tracked:
+    """A device the collector owns: its settings and its live state."""
+
+    config: DeviceConfig
+    state: TrackedState
+    in_flight: bool = False
+
+
+def state_row(device_id: int, state: TrackedState) -> StateRow:
+    return StateRow(
+        device_id=device_id,
+        status=state.status,
+        since=state.since,
+        last_check_at=state.last_check_at,
+        last_ok_at=state.last_ok_at,
+        latency_ms=state.latency_ms,
+        consecutive_failures=state.consecutive_failures,
+        consecutive_successes=state.consecutive_successes,
+        last_error=state.last_error,
+        flapping=state.flapping,
+        changed_at=state.changed_at,
+    )
+
+
+def default_instance(shard: Shard) -> str:
+    suffix = f"[{shard}]" if shard.count > 1 else ""
+    return f"collector{suffix}@{socket.gethostname()}:{os.getpid()}"
+
+
+class Collector:
+    """Schedules and runs the checks of one shard of the inventory."""
+
+    def __init__(
+        self,
+        *,
+        shard: Shard | None = None,
+        concurrency: int | None = None,
+        inventory_refresh_s: float | None = None,
+        heartbeat_s: float = HEARTBEAT_S,
+        batch_max: int | None = None,
+        batch_seconds: float | None = None,
+        writer: Writer | None = None,
+        instance: str | None = None,
+    ) -> None:
+        self.shard = shard or Shard()
+        self.concurrency = concurrency or settings.RESMON_COLLECTOR_CONCURRENCY
+        self.inventory_refresh_s = inventory_refresh_s or settings.RESMON_INVENTORY_REFRESH_S
+        self.heartbeat_s = heartbeat_s
+        self.writer = writer or Writer(
+            batch_max=batch_max or settings.RESMON_BATCH_MAX,
+            batch_seconds=batch_seconds or settings.RESMON_BATCH_SECONDS,
+        )
+        self.instance = instance or default_instance(self.shard)
+
+        self.devices: dict[int, Tracked] = {}
+        self.feeds: dict[int, FeedConfig] = {}
+        self.topology = Topology()
+        self.external_statuses: dict[int, str] = {}
+        self.scheduler = Scheduler(salt=b"device")
+        self.feed_scheduler = Scheduler(salt=b"feed")
+        self.lag = LagWindow()
+        self.probes: dict[str, Probe] = {}
+
+        self.checks_total = 0
+        self.errors_total = 0
+        # Slots skipped because the device's previous check was still running.
+        self.overruns_total = 0
+        self.inventory_loaded = False
+
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._feeds_in_flight: set[int] = set()
+        self._feed_errors: dict[int, str] = {}
+        self._semaphore: asyncio.Semaphore | None = None
+        self._feed_session: aiohttp.ClientSession | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+        self._started = False
+        self._warned_methods: set[str] = set()
+        self._last_beat = (0.0, 0)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open probes and sessions, start the writer thread. Idempotent."""
+        if self._started:
+            return
+        self._started = True
+        self._loop = asyncio.get_running_loop()
+        self._semaphore = asyncio.Semaphore(self.concurrency)
+        self.writer.start()
+        for method, probe_class in PROBES.items():
+            probe = probe_class(concurrency=self.concurrency)
+            await probe.start()
+            self.probes[method] = probe
+        self._feed_session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=32),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            timeout=aiohttp.ClientTimeout(total=None),
+            headers={"User-Agent": f"resourcemonitor/{__version__} (feed poller)"},
+        )
+        self._last_beat = (asyncio.get_running_loop().time(), 0)
+
+    async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """Stop scheduling, let checks in flight finish (briefly), flush, close."""
+        self.request_stop()
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        if self._started and self.inventory_loaded:
+            await self.beat()  # the last numbers, e.g. for a --once run
+        for probe in self.probes.values():
+            await probe.close()
+        self.probes.clear()
+        if self._feed_session is not None:
+            await self._feed_session.close()
+            self._feed_session = None
+        # Blocking join, off the loop: the writer flushes what is queued, then ends.
+        if self._started:
+            await asyncio.to_thread(self.writer.stop)
+        self._started = False
+
+    def request_stop(self) -> None:
+        """No new checks; ``run`` returns soon after. Safe to call from any thread."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed() and _running_loop() is not loop:
+            loop.call_soon_threadsafe(self.request_stop)
+            return
+        self._stopping = True
+        self._wake()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    async def run(self, *, duration: float | None = None) -> None:
+        """Run until ``request_stop()`` (or for ``duration`` seconds), then stop cleanly."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + duration if duration is not None else None
+        await self.start()
+        background: list[asyncio.Task[None]] = []
+        try:
+            await self._load_until_ready(deadline)
+            if self.inventory_loaded:
+                log.info(
+                    "collector %s: %d devices, %d feeds, shard %s, concurrency %d",
+                    self.instance,
+                    len(self.devices),
+                    len(self.feeds),
+                    self.shard,
+                    self.concurrency,
+                )
+                await self.beat()
+                background = [
+                    asyncio.create_task(
+                        self._every(self.inventory_refresh_s, self.refresh_inventory)
+                    ),
+                    asyncio.create_task(self._every(self.heartbeat_s, self.beat)),
+                    # Push devices (issue 7): silence makes them down; see check_silent_push.
+                    asyncio.create_task(
+                        self._every(settings.RESMON_PUSH_SILENCE_CHECK_S, self.check_silent_push)
+                    ),
+                ]
+                await self._schedule_loop(deadline)
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await self.stop()
+
+    async def run_once(self) -> int:
+        """Check every device and poll every feed once, write, stop. Returns checks done."""
+        await self.start()
+        try:
+            if not await self.refresh_inventory():
+                raise RuntimeError("could not load the inventory (is the database migrated?)")
+            now = asyncio.get_running_loop().time()
+            for tracked in list(self.devices.values()):
+                if tracked.config.id in self.scheduler:
+                    self.launch_check(tracked, now)
+            for feed in list(self.feeds.values()):
+                self.launch_feed(feed)
+            while self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        finally:
+            await self.stop()
+        return self.checks_total
+
+    async def _load_until_ready(self, deadline: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stopping and not await self.refresh_inventory():
+            if deadline is not None and loop.time() >= deadline:
+                return
+            await self._sleep_until(loop.time() + self.inventory_refresh_s)
+
+    async def _every(self, period_s: float, step: Any) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time() + period_s
+        while not self._stopping:
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            next_at += period_s
+            if not self._stopping:
+                await step()
+
+    async def _schedule_loop(self, deadline: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stopping:
+            now = loop.time()
+            if deadline is not None and now >= deadline:
+                break
+            if self.writer.crashed:
+                raise RuntimeError("the writer thread crashed (see the log above)")
+            self.launch_due(now + SCHEDULER_TICK_S)
+            candidates = [now + 1.0]
+            for due in (self.scheduler.next_due(), self.feed_scheduler.next_due(), deadline):
+                if due is not None:
+                    candidates.append(due)
+            await self._sleep_until(max(min(candidates), now + SCHEDULER_TICK_S))
+
+    async def _sleep_until(self, when: float) -> None:
+        """Sleep until ``when`` (loop time) or until ``_wake()``; cheaper than wait_for."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiter = waiter
+        handle = loop.call_at(when, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            handle.cancel()
+            self._waiter = None
+
+    def _wake(self) -> None:
+        if self._waiter is not None:
+            _resolve(self._waiter)
+
+    # -- inventory --------------------------------------------------------------------------
+
+    async def refresh_inventory(self) -> bool:
+        """Reload the inventory (on the writer thread) and apply the differences."""
+        known = frozenset(self.devices)
+        try:
+            snapshot = await self.writer.run(load_inventory, shard=self.shard, known_ids=known)
+        except (DatabaseError, WriterStopped) as exc:
+            self.errors_total += 1
+            log.warning("could not load the inventory: %s", exc)
+            return False
+        self.apply_inventory(snapshot, known_ids=known)
+        self.inventory_loaded = True
+        return True
+
+    def apply_inventory(self, snapshot: InventorySnapshot, *, known_ids: frozenset[int]) -> None:
+        """Add, remove and reconfigure devices and feeds without a restart.
+
+        Only devices known when the snapshot was requested can be removed: one added
+        meanwhile (by a feed) is simply not in that snapshot yet.
+        """
+        loop = asyncio.get_running_loop()
+        now_mono, now_wall = loop.time(), time.time()
+        now = timezone.now()
+        self.topology.update(snapshot.parents, snapshot.names)
+        self.external_statuses = snapshot.external_statuses
+        for device_id in known_ids - snapshot.devices.keys():
+            self.devices.pop(device_id, None)
+            self.scheduler.remove(device_id)
+        for device_id, config in snapshot.devices.items():
+            tracked = self.devices.get(device_id)
+            if tracked is None:
+                stored = snapshot.states.get(device_id)
+                state = TrackedState.from_stored(stored) if stored else TrackedState.new(now)
+                self.devices[device_id] = tracked = Tracked(config, state)
+                self._schedule(tracked, now_mono, now_wall)
+            elif tracked.config != config:
+                previous, tracked.config = tracked.config, config
+                if (previous.interval_s, previous.method) != (config.interval_s, config.method):
+                    self._schedule(tracked, now_mono, now_wall)
+        for feed_id in self.feeds.keys() - snapshot.feeds.keys():
+            self.feed_scheduler.remove(feed_id)
+        new_feeds = [f for i, f in snapshot.feeds.items() if i not in self.feeds]
+        for feed_id, feed in snapshot.feeds.items():
+            previous_feed = self.feeds.get(feed_id)
+            if previous_feed is None or previous_feed.interval_s != feed.interval_s:
+                self.feed_scheduler.add(
+                    feed_id, feed.interval_s, now_mono=now_mono, now_wall=now_wall
+                )
+        self.feeds = dict(snapshot.feeds)
+        if self._started and not self._stopping:
+            # A feed just added (or found at start) is polled now, not up to an interval
+            # later: its devices should show up while the user is still looking.
+            for feed in new_feeds:
+                self.launch_feed(feed)
+        self._wake()
+
+    def _schedule(self, tracked: Tracked, now_mono: float, now_wall: float) -> None:
+        config = tracked.config
+        if config.is_feed:
+            self.scheduler.remove(config.id)  # feed devices arrive with their feed
+        elif config.method not in PROBES:
+            self.scheduler.remove(config.id)
+            if config.method not in self._warned_methods:
+                self._warned_methods.add(config.method)
+                log.warning(
+                    "no probe for check method %r; those devices are not checked", config.method
+                )
+        else:
+            self.scheduler.add(config.id, config.interval_s, now_mono=now_mono, now_wall=now_wall)
+
+    def status_of(self, device_id: int) -> str | None:
+        tracked = self.devices.get(device_id)
+        return tracked.state.status if tracked else self.external_statuses.get(device_id)
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def launch_due(self, now: float) -> int:
+        """Start every check (and feed poll) that is due; returns how many started."""
+        started = 0
+        for device_id, due in self.scheduler.pop_due(now):
+            tracked = self.devices.get(device_id)
+            if tracked is not None and self.launch_check(tracked, due):
+                started += 1
+        for feed_id, _ in self.feed_scheduler.pop_due(now):
+            feed = self.feeds.get(feed_id)
+            if feed is not None and self.launch_feed(feed):
+                started += 1
+        return started
+
+    def launch_check(self, tracked: Tracked, due: float) -> bool:
+        """Start one check unless the previous one of this device is still running."""
+        if tracked.in_flight:
+            self.overruns_total += 1
+            return False
+        probe = self.probes.get(tracked.config.method)
+        if probe is None:
+            return False
+        tracked.in_flight = True
+        self._track_task(self.check_device(tracked, probe, due))
+        return True
+
+    def _track_task(self, coroutine: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def check_device(self, tracked: Tracked, probe: Probe, due: float) -> None:
+        """Wait for a slot, probe under the hard timeout, record the result.
+
+        The timeout starts when the probe starts, not at the due time: a check that
+        waited for a slot is late, never failed for being late.
+        """
+        config = tracked.config
+        assert self._semaphore is not None
+        loop = asyncio.get_running_loop()
+        try:
+            async with self._semaphore:
+                started = loop.time()
+                wall = time.time()
+                self.lag.add(started, max(0.0, started - due))
+                try:
+                    async with asyncio.timeout(config.timeout_s):
+                        result = await probe.check(config)
+                except TimeoutError:
+                    result = ProbeResult.failure(errors.TIMEOUT, timeout=config.timeout_s)
+                except Exception as exc:  # a probe bug must not stop the collector
+                    self.errors_total += 1
+                    log.warning("probe %s crashed on device %d: %r", config.method, config.id, exc)
+                    detail = errors.exception_detail(exc)
+                    result = ProbeResult.failure(errors.ERROR, detail=detail)
+            self.checks_total += 1
+            if self.devices.get(config.id) is tracked:
+                self.record_result(tracked, result, wall)
+        finally:
+            tracked.in_flight = False
+
+    def record_result(self, tracked: Tracked, result: ProbeResult, wall: float) -> None:
+        """Apply the state machine, then queue the sample, the state and any events."""
+        config = tracked.config
+        now = datetime.fromtimestamp(wall, UTC)
+        blocked_by = None
+        if not result.ok:
+            blocked_by = self.topology.blocked_by(config.id, self.status_of)
+        change = tracked.state.apply(result, config, now=now, blocked_by=blocked_by)
+        latency_us = None
+        if result.ok and result.latency_ms is not None:
+            latency_us = round(result.latency_ms * 1000.0)
+        sample = SampleRow(int(wall * 1000), config.id, result.ok, latency_us, result.error)
+        events: tuple[EventRow, ...] = ()
+        if change is not None:
+            events = (
+                EventRow(
+                    config.id, change.at, change.from_status, change.to_status, change.message
+                ),
+            )
+        # Issue 7: notes a probe attaches (an SNMP reboot) become events without a status
+        # change (from_status == to_status).
+        status = tracked.state.status
+        for note in getattr(result, "notes", ()):
+            events = (*events, EventRow(config.id, now, status, status, note[:300]))
+        self.writer.put(sample, state_row(config.id, tracked.state), events)
+        if change is not None and change.to_status in DOWNISH:
+            self._cascade_unreachable(config.id, now)
+
+    def _cascade_unreachable(self, device_id: int, now: datetime) -> None:
+        """Descendants already down are unreachable now that an ancestor is down."""
+        parent_name = self.topology.name(device_id)
+        for child_id in self.topology.descendants(device_id):
+            child = self.devices.get(child_id)
+            if child is None:
+                continue
+            change = child.state.mark_unreachable(parent_name, now)
+            if change is not None:
+                event = EventRow(
+                    child_id, now, change.from_status, change.to_status, change.message
+                )
+                self.writer.put(None, state_row(child_id, child.state), (event,))
+
+    # -- feeds ------------------------------------------------------------------------------
+
+    def launch_feed(self, feed: FeedConfig) -> bool:
+        if feed.id in self._feeds_in_flight:
+            return False
+        self._feeds_in_flight.add(feed.id)
+        self._track_task(self.poll_feed(feed))
+        return True
+
+    async def poll_feed(self, feed: FeedConfig) -> None:
+        """Fetch, parse and apply one feed; a bad feed makes its devices unknown."""
+        assert self._feed_session is not None
+        polled_at = timezone.now()
+        try:
+            try:
+                parsed = await fetch_and_parse(
+                    self._feed_session, feed.url, timeout_s=feed.timeout_s
+                )
+            except FeedError as exc:
+                await self.feed_failed(feed, str(exc), polled_at)
+                return
+            applied = await self.writer.run(apply_feed, feed.id, parsed, polled_at=polled_at)
+            if self._feed_errors.pop(feed.id, None) is not None:
+                log.info("feed %s: working again", feed.url)
+            self.apply_feed_result(applied, time.time())
+        except WriterStopped:
+            pass
+        except DatabaseError as exc:
+            self.errors_total += 1
+            log.warning("could not store feed %s: %s", feed.url, exc)
+        finally:
+            self._feeds_in_flight.discard(feed.id)
+
+    def apply_feed_result(self, applied: FeedApplied, wall: float) -> None:
+        """Each listed device is one result; devices no longer listed become unknown."""
+        now = datetime.fromtimestamp(wall, UTC)
+        for config, status in applied.devices:
+            tracked = self.devices.get(config.id)
+            if tracked is None:
+                tracked = self.devices[config.id] = Tracked(config, TrackedState.new(now))
+                self.topology.names[config.id] = config.name
+            else:
+                tracked.config = config
+            # The feed reports no latency: None rather than a made-up 0 ms.
+            result = ProbeResult(True) if status else ProbeResult.failure(errors.FEED_DOWN)
+            self.checks_total += 1
+            self.record_result(tracked, result, wall)
+        for device_id in applied.missing:
+            self._mark_unknown(device_id, NOT_IN_FEED, now)
+
+    async def feed_failed(self, feed: FeedConfig, error: str, polled_at: datetime) -> None:
+        self.errors_total += 1
+        # Once per new reason, not on every poll of a feed that stays broken.
+        if self._feed_errors.get(feed.id) != error:
+            self._feed_errors[feed.id] = error
+            log.warning("feed %s: %s", feed.url, error)
+        device_ids = await self.writer.run(record_feed_failure, feed.id, error, polled_at=polled_at)
+        text = errors.describe(errors.FEED_ERROR, detail=error)
+        now = timezone.now()
+        for device_id in device_ids:
+            self._mark_unknown(device_id, text, now)
+
+    def _mark_unknown(self, device_id: int, text: str, now: datetime) -> None:
+        tracked = self.devices.get(device_id)
+        if tracked is None:
+            return
+        change = tracked.state.mark_unknown(text, now)
+        events: tuple[EventRow, ...] = ()
+        if change is not None:
+            events = (
+                EventRow(device_id, now, change.from_status, change.to_status, change.message),
+            )
+        self.writer.put(None, state_row(device_id, tracked.state), events)
+
+    # -- heartbeat --------------------------------------------------------------------------
+
+    def heartbeat_info(self) -> dict[str, Any]:
+        """What the system page and /metrics show about this collector."""
+        now = asyncio.get_running_loop().time()
+        last_at, last_checks = self._last_beat
+        elapsed = max(now - last_at, 1e-6)
+        self._last_beat = (now, self.checks_total)
+        p50, p99 = self.lag.percentiles(now)
+        return {
+            "checks_per_s": round((self.checks_total - last_checks) / elapsed, 1),
+            "lag_p50_ms": round(p50, 1),
+            "lag_p99_ms": round(p99, 1),
+            "devices": len(self.devices),
+            "scheduled": len(self.scheduler),
+            "feeds": len(self.feeds),
+            "in_flight": len(self._tasks),
+            "queue_depth": self.writer.queue_depth,
+            "write_ms": round(self.writer.last_write_ms, 1),
+            "errors_total": self.errors_total + self.writer.errors_total,
+            "checks_total": self.checks_total,
+            "skipped_total": self.scheduler.skipped_total + self.overruns_total,
+            "held_batches": self.writer.held_batches,
+            "shard": str(self.shard),
+            "concurrency": self.concurrency,
+        }
+
+    # -- push devices (issue 7: the logic lives in monitoring.ingest) -----------------------
+
+    async def check_silent_push(self) -> None:
+        """Push devices silent for longer than interval x fail threshold go down.
+
+        Only shard 1 runs the pass (one is enough; it is idempotent anyway). Push devices
+        are not in ``self.devices``: their state is written by the ingest path only.
+        """
+        if self.shard.index != 1:
+            return
+        # Imported here: monitoring.ingest imports collector.state (an import cycle).
+        from resourcemonitor.monitoring.ingest import mark_silent_push_devices
+
+        try:
+            names = await self.writer.run(mark_silent_push_devices)
+        except (DatabaseError, WriterStopped) as exc:
+            self.errors_total += 1
+            log.warning("could not check push devices for silence: %s", exc)
+            return
+        if names:
+            log.info("push devices silent, now down: %s", ", ".join(names[:20]))
+
+    async def beat(self) -> None:
+        info = self.heartbeat_info()
+        try:
+            await self.writer.run(
+                Heartbeat.beat, component="collector", instance=self.instance, info=info
+            )
+        except (DatabaseError, WriterStopped) as exc:
+            self.errors_total += 1
+            log.warning("could not write the heartbeat: %s", exc)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

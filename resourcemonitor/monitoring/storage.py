@@ -1,0 +1,507 @@
+"""The hot write path (samples, rollups, device states, events) and its read side.
+
+Everything the collector writes goes through ``write_batch``: one transaction per batch.
+
+- Samples are inserted with "insert or ignore" on the ``(t, device_id)`` key and the
+  statement returns the rows it really inserted. Rollups are built from those rows only,
+  so writing the same batch twice (a retry after an unclear failure, a spool replay)
+  neither doubles a sample nor counts it twice in a rollup.
+- Rollups (60 s and 3600 s buckets) are pre-aggregated per (device, bucket) in Python and
+  merged by upsert: the columns are additive, min/max take the extreme.
+- Device states are upserted in bulk (one ``executemany``), the last state of each device
+  in the batch wins. Events are inserted in bulk.
+- Rows for devices deleted meanwhile are dropped (they would break the foreign keys and
+  poison the batch forever).
+
+SQL differs per database in a few words only; ``_backend()`` is the one vendor switch.
+SQLite is the tested path; the PostgreSQL variant (same statements, ``ON CONFLICT DO
+NOTHING`` and psycopg placeholders) is written but untested until a PostgreSQL test
+database is available, and COPY-based ingest comes with it.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from resourcemonitor.monitoring.models import HISTOGRAM_COLUMNS, LATENCY_BUCKETS_MS, Rollup
+
+RESOLUTIONS: tuple[int, ...] = (60, 3600)
+_BUCKET_BOUNDS_US: tuple[int, ...] = tuple(int(ms * 1000) for ms in LATENCY_BUCKETS_MS)
+# Rows per multi-row INSERT: 5 parameters each stays far below SQLite's 32766 limit.
+_SAMPLE_ROWS_PER_STATEMENT = 500
+_IDS_PER_QUERY = 500
+
+
+# -- what a batch holds ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SampleRow:
+    """One ``monitoring_sample`` row: ``t`` in ms since the epoch, latency in µs."""
+
+    t: int
+    device_id: int
+    ok: bool
+    latency_us: int | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StateRow:
+    """A full ``DeviceState`` row (an upsert replaces every column)."""
+
+    device_id: int
+    status: str
+    since: datetime
+    last_check_at: datetime | None
+    last_ok_at: datetime | None
+    latency_ms: float | None
+    consecutive_failures: int
+    consecutive_successes: int
+    last_error: str
+    flapping: bool
+    changed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    device_id: int
+    at: datetime
+    from_status: str
+    to_status: str
+    message: str
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one transaction writes. ``states`` keeps only the newest row per device."""
+
+    samples: list[SampleRow] = field(default_factory=list)
+    states: dict[int, StateRow] = field(default_factory=dict)
+    events: list[EventRow] = field(default_factory=list)
+
+    def add(
+        self, sample: SampleRow | None, state: StateRow | None, events: Sequence[EventRow] = ()
+    ) -> None:
+        if sample is not None:
+            self.samples.append(sample)
+        if state is not None:
+            self.states[state.device_id] = state
+        if events:
+            self.events.extend(events)
+
+    def __len__(self) -> int:
+        return len(self.samples) + len(self.states) + len(self.events)
+
+    def device_ids(self) -> set[int]:
+        ids = {s.device_id for s in self.samples}
+        ids.update(self.states)
+        ids.update(e.device_id for e in self.events)
+        return ids
+
+
+@dataclass(frozen=True, slots=True)
+class WriteReport:
+    samples_inserted: int
+    samples_ignored: int
+    rollup_rows: int
+    states: int
+    events: int
+    dropped_rows: int
+
+
+# -- rollups, pure ---------------------------------------------------------------------
+
+RollupKey = tuple[int, int, int]  # device_id, resolution, bucket start (epoch seconds)
+
+
+def histogram_index(latency_us: int) -> int:
+    """Which histogram column a latency falls in (upper bounds inclusive)."""
+    return bisect.bisect_left(_BUCKET_BOUNDS_US, latency_us)
+
+
+def aggregate_rollups(
+    rows: Iterable[tuple[int, int, Any, int | None]],
+) -> dict[RollupKey, list[Any]]:
+    """Pre-aggregate (t, device_id, ok, latency_us) rows per device and bucket.
+
+    Each value is ``[count, ok_count, latency_count, latency_sum_ms, latency_min_ms,
+    latency_max_ms, h0 … h15]``, the column order of the upsert. Hours are folded from
+    minutes, so each row is looked at once.
+    """
+    minutes: dict[RollupKey, list[Any]] = {}
+    width = len(HISTOGRAM_COLUMNS)
+    for t, device_id, ok, latency_us in rows:
+        key = (device_id, 60, (t // 60_000) * 60)
+        agg = minutes.get(key)
+        if agg is None:
+            agg = minutes[key] = [0, 0, 0, 0.0, None, None, *([0] * width)]
+        agg[0] += 1
+        if ok:
+            agg[1] += 1
+        if latency_us is not None:
+            ms = latency_us / 1000.0
+            agg[2] += 1
+            agg[3] += ms
+            if agg[4] is None or ms < agg[4]:
+                agg[4] = ms
+            if agg[5] is None or ms > agg[5]:
+                agg[5] = ms
+            agg[6 + bisect.bisect_left(_BUCKET_BOUNDS_US, latency_us)] += 1
+    result = dict(minutes)
+    for (device_id, _, minute), agg in minutes.items():
+        key = (device_id, 3600, minute - minute % 3600)
+        hour = result.get(key)
+        if hour is None:
+            result[key] = list(agg)
+            continue
+        for index in (0, 1, 2, 3, *range(6, 6 + width)):
+            hour[index] += agg[index]
+        if agg[4] is not None and (hour[4] is None or agg[4] < hour[4]):
+            hour[4] = agg[4]
+        if agg[5] is not None and (hour[5] is None or agg[5] > hour[5]):
+            hour[5] = agg[5]
+    return result
+
+
+def histogram_percentile(histogram: Sequence[int], quantile: float) -> float | None:
+    """The upper bound (ms) of the bucket holding the quantile; None when empty.
+
+    The last bucket has no upper bound: its answer is the last finite bound.
+    """
+    total = sum(histogram)
+    if total == 0:
+        return None
+    rank = quantile * total
+    running = 0
+    for index, count in enumerate(histogram):
+        running += count
+        if running >= rank and count:
+            return float(LATENCY_BUCKETS_MS[min(index, len(LATENCY_BUCKETS_MS) - 1)])
+    return float(LATENCY_BUCKETS_MS[-1])
+
+
+# -- SQL per database: the one vendor switch -------------------------------------------
+
+_ROLLUP_COLUMNS = (
+    "device_id",
+    "resolution",
+    "bucket",
+    "count",
+    "ok_count",
+    "latency_count",
+    "latency_sum_ms",
+    "latency_min_ms",
+    "latency_max_ms",
+    *HISTOGRAM_COLUMNS,
+)
+_STATE_COLUMNS = (
+    "device_id",
+    "status",
+    "since",
+    "last_check_at",
+    "last_ok_at",
+    "latency_ms",
+    "consecutive_failures",
+    "consecutive_successes",
+    "last_error",
+    "flapping",
+    "changed_at",
+)
+
+
+def _sqlite_datetime(value: datetime | None) -> str | None:
+    """What Django stores for an aware datetime on SQLite, without its per-call overhead.
+
+    Django (USE_TZ) writes naive UTC text, ``str(value)``: "2026-01-01 00:00:00.123456".
+    This is the hot path's version (four datetimes per device state).
+    """
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ")
+
+
+def _as_is(value: datetime | None) -> datetime | None:
+    return value
+
+
+@dataclass(frozen=True)
+class _Backend:
+    vendor: str
+    placeholder: str
+    insert_samples: str  # one row's template is appended (and repeated) by _insert_samples
+    returning: str
+    least: str
+    greatest: str
+    adapt_datetime: Callable[[datetime | None], Any]
+
+    def rollup_upsert(self) -> str:
+        p = self.placeholder
+        columns = ", ".join(f'"{c}"' for c in _ROLLUP_COLUMNS)
+        values = ", ".join([p] * len(_ROLLUP_COLUMNS))
+        add = ["count", "ok_count", "latency_count", "latency_sum_ms", *HISTOGRAM_COLUMNS]
+        sets = [f'"{c}" = monitoring_rollup."{c}" + excluded."{c}"' for c in add]
+        # Either side may be NULL (no latency yet); COALESCE keeps the other one.
+        for column, pick in (("latency_min_ms", self.least), ("latency_max_ms", self.greatest)):
+            old, new = f'monitoring_rollup."{column}"', f'excluded."{column}"'
+            sets.append(f'"{column}" = {pick}(COALESCE({old}, {new}), COALESCE({new}, {old}))')
+        return (
+            f"INSERT INTO monitoring_rollup ({columns}) VALUES ({values}) "
+            f"ON CONFLICT (device_id, resolution, bucket) DO UPDATE SET {', '.join(sets)}"
+        )
+
+    def state_upsert(self) -> str:
+        columns = ", ".join(_STATE_COLUMNS)
+        values = ", ".join([self.placeholder] * len(_STATE_COLUMNS))
+        sets = ", ".join(f"{c} = excluded.{c}" for c in _STATE_COLUMNS[1:])
+        return (
+            f"INSERT INTO monitoring_devicestate ({columns}) VALUES ({values}) "
+            f"ON CONFLICT (device_id) DO UPDATE SET {sets}"
+        )
+
+    def event_insert(self) -> str:
+        values = ", ".join([self.placeholder] * 5)
+        return (
+            "INSERT INTO monitoring_event (device_id, at, from_status, to_status, message) "
+            f"VALUES ({values})"
+        )
+
+
+_SQLITE = _Backend(
+    vendor="sqlite",
+    placeholder="?",
+    insert_samples=(
+        "INSERT OR IGNORE INTO monitoring_sample (t, device_id, ok, latency_us, error) VALUES "
+    ),
+    returning=" RETURNING t, device_id, ok, latency_us",
+    least="min",
+    greatest="max",
+    adapt_datetime=_sqlite_datetime,
+)
+_POSTGRESQL = _Backend(
+    vendor="postgresql",
+    placeholder="%s",
+    insert_samples="INSERT INTO monitoring_sample (t, device_id, ok, latency_us, error) VALUES ",
+    returning=" ON CONFLICT DO NOTHING RETURNING t, device_id, ok, latency_us",
+    least="LEAST",
+    greatest="GREATEST",
+    adapt_datetime=_as_is,  # psycopg adapts aware datetimes itself
+)
+
+
+def _backend(connection: BaseDatabaseWrapper) -> _Backend:
+    if connection.vendor == "sqlite":
+        return _SQLITE
+    if connection.vendor == "postgresql":
+        return _POSTGRESQL
+    raise NotImplementedError(f"no bulk sample path for the {connection.vendor} database")
+
+
+def _raw_cursor(connection: BaseDatabaseWrapper) -> Any:
+    # The DB-API cursor, not Django's wrapper: no placeholder rewriting or debug logging
+    # of thousands of parameters per statement on the hot path.
+    connection.ensure_connection()
+    return connection.connection.cursor()
+
+
+# -- write -----------------------------------------------------------------------------
+
+
+def _existing_device_ids(cursor: Any, backend: _Backend, ids: Iterable[int]) -> set[int]:
+    wanted = sorted(ids)
+    found: set[int] = set()
+    for start in range(0, len(wanted), _IDS_PER_QUERY):
+        chunk = wanted[start : start + _IDS_PER_QUERY]
+        marks = ", ".join([backend.placeholder] * len(chunk))
+        cursor.execute(f"SELECT id FROM inventory_device WHERE id IN ({marks})", chunk)
+        found.update(row[0] for row in cursor.fetchall())
+    return found
+
+
+def _insert_samples(
+    cursor: Any, backend: _Backend, samples: Sequence[SampleRow]
+) -> list[tuple[int, int, Any, int | None]]:
+    """Insert, skipping keys already stored; return the rows actually inserted."""
+    inserted: list[tuple[int, int, Any, int | None]] = []
+    row_marks = "(" + ", ".join([backend.placeholder] * 5) + ")"
+    for start in range(0, len(samples), _SAMPLE_ROWS_PER_STATEMENT):
+        chunk = samples[start : start + _SAMPLE_ROWS_PER_STATEMENT]
+        sql = backend.insert_samples + ", ".join([row_marks] * len(chunk)) + backend.returning
+        params: list[Any] = []
+        for s in chunk:
+            params.extend((s.t, s.device_id, s.ok, s.latency_us, s.error))
+        cursor.execute(sql, params)
+        inserted.extend(cursor.fetchall())
+    return inserted
+
+
+def write_batch(batch: Batch, *, using: str = DEFAULT_DB_ALIAS) -> WriteReport:
+    """Write one batch in one transaction. Safe to call again with the same batch."""
+    connection = connections[using]
+    backend = _backend(connection)
+    adapt = backend.adapt_datetime
+    with transaction.atomic(using=using):
+        cursor = _raw_cursor(connection)
+        try:
+            existing = _existing_device_ids(cursor, backend, batch.device_ids())
+            samples = [s for s in batch.samples if s.device_id in existing]
+            states = [s for s in batch.states.values() if s.device_id in existing]
+            events = [e for e in batch.events if e.device_id in existing]
+            dropped = len(batch) - len(samples) - len(states) - len(events)
+
+            inserted = _insert_samples(cursor, backend, samples)
+            rollups = aggregate_rollups(inserted)
+            if rollups:
+                cursor.executemany(
+                    backend.rollup_upsert(), [(*key, *agg) for key, agg in rollups.items()]
+                )
+            if states:
+                cursor.executemany(
+                    backend.state_upsert(),
+                    [
+                        (
+                            s.device_id,
+                            s.status,
+                            adapt(s.since),
+                            adapt(s.last_check_at),
+                            adapt(s.last_ok_at),
+                            s.latency_ms,
+                            s.consecutive_failures,
+                            s.consecutive_successes,
+                            s.last_error,
+                            s.flapping,
+                            adapt(s.changed_at),
+                        )
+                        for s in states
+                    ],
+                )
+            if events:
+                cursor.executemany(
+                    backend.event_insert(),
+                    [
+                        (e.device_id, adapt(e.at), e.from_status, e.to_status, e.message)
+                        for e in events
+                    ],
+                )
+        finally:
+            cursor.close()
+    return WriteReport(
+        samples_inserted=len(inserted),
+        samples_ignored=len(samples) - len(inserted),
+        rollup_rows=len(rollups),
+        states=len(states),
+        events=len(events),
+        dropped_rows=dropped,
+    )
+
+
+# -- read ------------------------------------------------------------------------------
+
+
+def samples_for_device(
+    device_id: int,
+    start_ms: int,
+    end_ms: int,
+    limit: int = 10_000,
+    *,
+    using: str = DEFAULT_DB_ALIAS,
+) -> list[dict[str, Any]]:
+    """Raw samples of one device with ``start_ms <= t < end_ms``, oldest first.
+
+    When there are more than ``limit``, the newest ``limit`` are returned. Each item is
+    ``{"t": ms, "ok": bool, "latency_ms": float | None, "error": code | None}``.
+    The key is time-first (fast ingest), so this scans the time range across all
+    devices: keep ranges short (minutes to hours) and read rollups for anything longer.
+    """
+    # Django's cursor: "%s" placeholders on every database.
+    sql = (
+        "SELECT t, ok, latency_us, error FROM monitoring_sample "
+        "WHERE t >= %s AND t < %s AND device_id = %s ORDER BY t DESC LIMIT %s"
+    )
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, [start_ms, end_ms, device_id, limit])
+        rows = cursor.fetchall()
+    rows.reverse()
+    return [
+        {
+            "t": t,
+            "ok": bool(ok),
+            "latency_ms": None if latency_us is None else latency_us / 1000.0,
+            "error": error,
+        }
+        for t, ok, latency_us, error in rows
+    ]
+
+
+def rollups_for_device(
+    device_id: int,
+    resolution: int,
+    start_s: int,
+    end_s: int,
+    *,
+    using: str = DEFAULT_DB_ALIAS,
+) -> list[dict[str, Any]]:
+    """Rollups of one device with ``start_s <= bucket < end_s``, oldest first.
+
+    Each item has ``bucket`` (epoch seconds), ``count``, ``ok_count``, ``latency_count``,
+    ``latency_sum_ms``, ``latency_min_ms``, ``latency_max_ms``, ``latency_avg_ms`` and
+    ``histogram`` (16 counts over ``LATENCY_BUCKETS_MS``; see ``histogram_percentile``).
+    """
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"resolution must be one of {RESOLUTIONS}, not {resolution}")
+    rows = (
+        Rollup.objects.using(using)
+        .filter(device_id=device_id, resolution=resolution, bucket__gte=start_s, bucket__lt=end_s)
+        .order_by("bucket")
+        .values(
+            "bucket",
+            "count",
+            "ok_count",
+            "latency_count",
+            "latency_sum_ms",
+            "latency_min_ms",
+            "latency_max_ms",
+            *HISTOGRAM_COLUMNS,
+        )
+    )
+    result = []
+    for row in rows:
+        histogram = [row.pop(column) for column in HISTOGRAM_COLUMNS]
+        count = row["latency_count"]
+        row["latency_avg_ms"] = row["latency_sum_ms"] / count if count else None
+        row["histogram"] = histogram
+        result.append(row)
+    return result
+
+
+def prune_samples(before_ms: int, *, chunk_ms: int = 600_000, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Delete raw samples older than ``before_ms``; returns how many.
+
+    Deletes in time slices of ``chunk_ms``, one short transaction each, so the collector's
+    writer is never locked out for long (the key is time-first: each slice is a range).
+    """
+    connection = connections[using]
+    deleted = 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT MIN(t) FROM monitoring_sample")
+        row = cursor.fetchone()
+    oldest = row[0] if row else None
+    if oldest is None:
+        return 0
+    start = int(oldest)
+    while start < before_ms:
+        stop = min(start + chunk_ms, before_ms)
+        with transaction.atomic(using=using), connection.cursor() as cursor:
+            cursor.execute("DELETE FROM monitoring_sample WHERE t < %s", [stop])
+            deleted += max(cursor.rowcount, 0)
+        start = stop
+    return deleted
