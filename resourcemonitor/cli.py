@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 import sys
 
+# Django names commands after their module (ingest_mqtt); people type dashes.
+DASHED_ALIASES = {"ingest-mqtt": "ingest_mqtt"}
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -17,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
         from simulator.cli import main as simulate
 
         return simulate(argv[1:], prog="resmon simulate")
+
+    if argv and argv[0] in DASHED_ALIASES:
+        argv[0] = DASHED_ALIASES[argv[0]]
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "resourcemonitor.settings")
     from django.core.exceptions import ImproperlyConfigured

@@ -11,6 +11,7 @@ import ipaddress
 import sys
 from typing import NoReturn
 
+from simulator.mqtt import MqttTarget
 from simulator.runner import SimulatorConfig, run
 from simulator.topology import MAX_DEVICES, AddressSpaceError, device_addresses
 
@@ -55,6 +56,16 @@ def _parser(prog: str) -> _Parser:
     parser.add_argument(
         "--port", default=str(DEFAULT_PORT), help=f"port every device listens on ({DEFAULT_PORT})"
     )
+    parser.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="also publish each device's status and telemetry to this MQTT broker, "
+        "e.g. mqtt://127.0.0.1:1883 (topics PREFIX/<device>/status and .../telemetry)",
+    )
+    parser.add_argument(
+        "--mqtt-interval", default="5", help="seconds between MQTT publications (5)"
+    )
+    parser.add_argument("--mqtt-prefix", default="resmon", help="MQTT topic prefix (resmon)")
     return parser
 
 
@@ -119,7 +130,26 @@ def parse_args(argv: list[str], prog: str = "resmon simulate") -> SimulatorConfi
         raise UsageError(
             f"--bind {args.bind} is also a device's address and port; pick another port"
         )
+    if args.mqtt is not None:
+        try:
+            MqttTarget.parse(args.mqtt)
+        except ValueError as error:
+            raise UsageError(f"--mqtt {error}") from None
+    try:
+        mqtt_interval = float(args.mqtt_interval)
+    except ValueError:
+        mqtt_interval = -1.0
+    if not 0.1 <= mqtt_interval <= 3600:
+        raise UsageError(
+            f"--mqtt-interval must be from 0.1 to 3600 seconds (got {args.mqtt_interval!r})"
+        )
+    prefix = args.mqtt_prefix.strip("/")
+    if not prefix or any(c in prefix for c in "+#"):
+        raise UsageError(f"--mqtt-prefix must be a topic without wildcards (got {prefix!r})")
     return SimulatorConfig(
+        mqtt_url=args.mqtt,
+        mqtt_interval_s=mqtt_interval,
+        mqtt_prefix=prefix,
         devices=devices,
         seed=seed,
         bind_host=bind_host,

@@ -23,6 +23,7 @@ from simulator import topology
 from simulator.behaviour import BehaviourModel
 from simulator.control import make_app
 from simulator.device_server import DeviceServers, ListenError
+from simulator.mqtt import MqttPublisher, MqttTarget
 from simulator.network import NetworkState
 
 log = logging.getLogger("simulator")
@@ -45,6 +46,10 @@ class SimulatorConfig:
     address_base: str = "127.10.0.1"
     port: int = 8080
     tick_s: float = TICK_S
+    # --mqtt: publish every device's status and telemetry to this broker (simulator.mqtt).
+    mqtt_url: str | None = None
+    mqtt_interval_s: float = 5.0
+    mqtt_prefix: str = "resmon"
 
 
 class StartupError(Exception):
@@ -80,6 +85,8 @@ class Simulator:
         self.servers: DeviceServers | None = None
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self.publisher: MqttPublisher | None = None
+        self._publishing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Open the control API and every device's listener, then start ticking.
@@ -110,6 +117,14 @@ class Simulator:
                 f"cannot listen on {_url_host(host)}:{port} for the control API: {reason}"
             ) from error
         self._ticker = asyncio.create_task(self._tick_forever())
+        if self.config.mqtt_url:
+            self.publisher = MqttPublisher(
+                network,
+                MqttTarget.parse(self.config.mqtt_url),
+                interval_s=self.config.mqtt_interval_s,
+                prefix=self.config.mqtt_prefix,
+            )
+            self._publishing = asyncio.create_task(self.publisher.run())
 
     def banner(self) -> str:
         """The one line printed once everything listens."""
@@ -138,6 +153,11 @@ class Simulator:
 
     async def stop(self) -> None:
         """Stop ticking, close every listener and connection and the control API."""
+        if self._publishing is not None:
+            self._publishing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._publishing
+            self._publishing = None
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

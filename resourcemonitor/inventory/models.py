@@ -31,6 +31,22 @@ class CheckMethod(models.TextChoices):
     PUSH = "push", "Push (HTTP/MQTT heartbeat)"
 
 
+class SnmpVersion(models.TextChoices):
+    V2C = "2c", "SNMP v2c"
+    V3 = "3", "SNMP v3"
+
+
+class SnmpAuthProtocol(models.TextChoices):
+    MD5 = "md5", "MD5"
+    SHA = "sha", "SHA-1"
+    SHA256 = "sha256", "SHA-256"
+
+
+class SnmpPrivProtocol(models.TextChoices):
+    DES = "des", "DES"
+    AES = "aes", "AES-128"
+
+
 class Site(models.Model):
     """A place devices live in: a data centre, an office, a campus."""
 
@@ -158,6 +174,30 @@ class Device(models.Model):
         help_text="Availability target in percent",
     )
 
+    # SNMP (check_method=snmp). The v3 keys are stored in plain text for now.
+    snmp_version = models.CharField(
+        max_length=2, choices=SnmpVersion.choices, default=SnmpVersion.V2C
+    )
+    snmp_community = models.CharField(
+        max_length=100, default="public", blank=True, help_text="SNMP v2c community"
+    )
+    snmp_v3_user = models.CharField(max_length=100, blank=True)
+    snmp_v3_auth_protocol = models.CharField(
+        max_length=6, choices=SnmpAuthProtocol.choices, default=SnmpAuthProtocol.SHA
+    )
+    snmp_v3_auth_key = models.CharField(
+        max_length=200, blank=True, help_text="Empty: no authentication (noAuthNoPriv)"
+    )
+    snmp_v3_priv_protocol = models.CharField(
+        max_length=6, choices=SnmpPrivProtocol.choices, default=SnmpPrivProtocol.AES
+    )
+    snmp_v3_priv_key = models.CharField(
+        max_length=200, blank=True, help_text="Empty: no privacy (authNoPriv)"
+    )
+    snmp_v3_context = models.CharField(
+        max_length=100, blank=True, help_text="SNMP v3 context name; usually empty"
+    )
+
     feed = models.ForeignKey(
         Feed, null=True, blank=True, on_delete=models.CASCADE, related_name="devices"
     )
@@ -185,6 +225,8 @@ class Device(models.Model):
             raise ValidationError({"check_port": "A TCP check needs a port."})
         if self.check_method == CheckMethod.FEED and self.feed_id is None:
             raise ValidationError({"feed": "A feed device needs its feed."})
+        if self.check_method == CheckMethod.SNMP:
+            self._clean_snmp()
         if (
             self.check_timeout_s
             and self.check_interval_s
@@ -194,6 +236,19 @@ class Device(models.Model):
                 {"check_timeout_s": "The timeout must not be longer than the interval."}
             )
         self._clean_parent()
+
+    def _clean_snmp(self) -> None:
+        if self.snmp_version == SnmpVersion.V2C and not self.snmp_community:
+            raise ValidationError({"snmp_community": "SNMP v2c needs a community."})
+        if self.snmp_version == SnmpVersion.V3:
+            if not self.snmp_v3_user:
+                raise ValidationError({"snmp_v3_user": "SNMP v3 needs a user name."})
+            for field in ("snmp_v3_auth_key", "snmp_v3_priv_key"):
+                key = getattr(self, field)
+                if key and len(key) < 8:  # RFC 3414: shorter keys are refused by agents
+                    raise ValidationError({field: "At least 8 characters."})
+            if self.snmp_v3_priv_key and not self.snmp_v3_auth_key:
+                raise ValidationError({"snmp_v3_auth_key": "Privacy needs authentication too."})
 
     def _clean_parent(self) -> None:
         # Walk up the chain: a device may not (indirectly) depend on itself.
