@@ -20,6 +20,7 @@ from ninja import Router
 
 from resourcemonitor.api.auth import TokenOrSession
 from resourcemonitor.monitoring.ingest import IngestError, parse_payload, record_reports
+from resourcemonitor.security import check_ingest_rate
 
 router = Router(tags=["ingest"])
 
@@ -39,7 +40,12 @@ def _error(status: int, field: str, detail: str) -> HttpResponse:
         '`{"items": [...]}` of at most 1000. All or nothing: a bad report rejects the '
         "batch with a 4xx naming the field. Only devices with check method `push`."
     ),
-    response={200: dict[str, Any], 400: dict[str, str], 404: dict[str, str]},
+    response={
+        200: dict[str, Any],
+        400: dict[str, str],
+        404: dict[str, str],
+        429: dict[str, str],
+    },
 )
 def ingest(request: HttpRequest) -> HttpResponse:
     try:
@@ -54,6 +60,10 @@ def ingest(request: HttpRequest) -> HttpResponse:
         return _error(400, "body", f"not valid JSON ({exc})"[:200])
     try:
         reports = parse_payload(data)
+        token = getattr(request.auth, "token", None)
+        if token is not None:
+            # Each report costs one unit, so a batch is no way around the limit.
+            check_ingest_rate(token.pk, cost=float(len(reports)))
         batch = isinstance(data, list) or (isinstance(data, dict) and "items" in data)
         result = record_reports(reports=reports, batch=batch)
     except IngestError as exc:

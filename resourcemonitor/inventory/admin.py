@@ -8,7 +8,7 @@ is a form error on ``parent``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib import admin, messages
 from django.core.exceptions import ObjectDoesNotExist
@@ -122,6 +122,11 @@ class DeviceAdmin(admin.ModelAdmin):
         "enabled",
     )
     list_display_links = ("name",)
+
+    class Media:
+        # The status colours without inline styles (the CSP refuses them).
+        css: ClassVar = {"all": ("/status.css", "inventory/admin.css")}
+
     # "state" is the reverse one-to-one from DeviceState: joined, not one query a row.
     list_select_related = ("site", "parent", "state")
     list_filter = (StatusFilter, "kind", "site", "check_method", "enabled", "tags")
@@ -185,8 +190,8 @@ class DeviceAdmin(admin.ModelAdmin):
             status, flapping = Status(state.status), state.flapping
         meta = STATUS_META[status]
         return format_html(
-            '<span style="color:{}">{} {}</span>{}',
-            meta.colour,
+            '<span class="resmon-status" data-status="{}">{} {}</span>{}',
+            status,
             meta.icon,
             meta.label,
             " (flapping)" if flapping else "",

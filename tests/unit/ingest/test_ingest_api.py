@@ -191,3 +191,21 @@ def test_a_body_over_the_size_limit_is_a_413_in_json(logged_in, sensor, settings
     assert response.status_code == 413
     assert response["Content-Type"].startswith("application/json")
     assert not Sample.objects.exists()
+
+
+def test_a_token_over_its_ingest_rate_gets_429_and_nothing_is_stored(logged_in, sensor, settings):
+    settings.RESMON_INGEST_RATE_PER_S = 1.0  # a burst of 2 reports, then 1 a second
+    batch = {"items": [{"device": sensor.name, "ok": True} for _ in range(1)]}
+    assert post(logged_in, batch).status_code == 200
+    reports = [
+        {
+            "device": sensor.name,
+            "ok": True,
+            "ts": (timezone.now() + timedelta(seconds=i)).isoformat(),
+        }
+        for i in range(5)
+    ]
+    response = post(logged_in, {"items": reports})
+    assert response.status_code == 429
+    assert "rate limit" in response.json()["detail"]
+    assert Sample.objects.filter(device=sensor).count() == 1
