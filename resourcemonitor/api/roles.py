@@ -11,13 +11,17 @@ from typing import Any
 
 # App labels whose models viewers and operators see (tokens and lock-outs: admins only).
 PRODUCT_APPS = ("inventory", "monitoring", "alerts")
-# What an operator may change beyond reading: maintenance, pausing devices, incidents.
+# What an operator may change beyond reading: the inventory's devices (the self-service
+# pages add, edit, pause and delete them), maintenance windows and incidents (ack).
+# Sites, tags, feeds, channels, tokens and users stay with admins.
 OPERATOR_CODENAMES = frozenset(
     {
         "add_maintenancewindow",
         "change_maintenancewindow",
         "delete_maintenancewindow",
+        "add_device",
         "change_device",
+        "delete_device",
         "change_incident",
     }
 )

@@ -9,13 +9,15 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 
+from resourcemonitor.api.auth import role_of
 from resourcemonitor.api.listing import DeviceFilter, list_devices
+from resourcemonitor.api.models import Role
 from resourcemonitor.api.summary import status_summary
 from resourcemonitor.inventory.models import CheckMethod, Kind
 from resourcemonitor.monitoring.status import STATUS_META, status_meta_json
@@ -23,6 +25,21 @@ from resourcemonitor.monitoring.status import STATUS_META, status_meta_json
 # The first paint lists this many problems; the script takes over with the full list.
 FIRST_PAINT_PROBLEMS = 50
 POLL_MS = 2000
+MODULES = [
+    f"dashboard/js/{name}.js"
+    for name in ("api", "dom", "drawer", "charts", "format", "poll", "store", "views", "structure")
+]
+# The device table's columns: the sort key views.js knows, and the header.
+TABLE_COLUMNS = [
+    ("name", "Device"),
+    ("status", "Status"),
+    ("site", "Site"),
+    ("kind", "Kind"),
+    ("address", "Address"),
+    ("latency", "Latency"),
+    ("since", "Since"),
+    ("error", "Last error"),
+]
 # A full reload now and then catches what "changed since" cannot see (deleted devices,
 # results replayed late from a collector's spool).
 FULL_REFRESH_MS = 5 * 60 * 1000
@@ -61,6 +78,14 @@ def status_css(request: HttpRequest) -> HttpResponse:
         rules.append(f'[data-last-status="{status}"] {{ --last: var(--st-{status}); }}')
     css = ":root {\n" + "\n".join(root) + "\n}\n" + "\n".join(rules) + "\n"
     return HttpResponse(css, content_type="text/css; charset=utf-8")
+
+
+def _optional_url(name: str) -> str | None:
+    """A page another part of the product adds, or None while it does not exist."""
+    try:
+        return reverse(name)
+    except NoReverseMatch:
+        return None
 
 
 def _can_read(request: HttpRequest) -> bool:
@@ -120,8 +145,20 @@ def index(request: HttpRequest) -> HttpResponse:
         "kinds": dict(Kind.choices),
         "checkMethods": dict(CheckMethod.choices),
         "loginUrl": settings.LOGIN_URL,
+        "faviconUrl": reverse("dashboard:favicon"),
+        "incidentsUrl": _optional_url("alerts:incidents"),
     }
+    can_edit = role_of(request.user) in {Role.OPERATOR, Role.ADMIN}
+    if can_edit:
+        config["manage"] = {
+            "edit": reverse("dashboard:device-edit", args=[0]),
+            "pause": reverse("dashboard:device-pause", args=[0]),
+            "delete": reverse("dashboard:device-delete", args=[0]),
+        }
     context = {
+        "can_edit": can_edit,
+        "modules": MODULES,
+        "table_columns": TABLE_COLUMNS,
         "config": config,
         "statuses": statuses,
         "summary": summary,
@@ -130,3 +167,34 @@ def index(request: HttpRequest) -> HttpResponse:
         "problem_count": problems.count,
     }
     return render(request, "dashboard/index.html", context)
+
+
+_FAVICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32">'
+    '<rect width="32" height="32" rx="7" fill="#1f2a37"/>'
+    '<path d="M4 17h6l3-8 5 15 3-7h7" fill="none" stroke="{line}" stroke-width="2.6" '
+    'stroke-linecap="round" stroke-linejoin="round"/>{badge}</svg>'
+)
+_FAVICON_BADGE = (
+    '<circle cx="22" cy="10" r="10" fill="{colour}" stroke="#fff" stroke-width="1.5"/>'
+    '<text x="22" y="14.5" font-size="{size}" font-family="Arial,sans-serif" '
+    'font-weight="700" text-anchor="middle" fill="#fff">{text}</text>'
+)
+
+
+@require_GET
+@cache_control(public=True, max_age=86400)
+def favicon(request: HttpRequest) -> HttpResponse:
+    """The icon with the number of problems on it (``?problems=N``), for the tab bar."""
+    try:
+        problems = max(0, min(int(request.GET.get("problems", "0")), 10**9))
+    except ValueError:
+        problems = 0
+    badge = ""
+    if problems:
+        text = str(problems) if problems < 100 else "99+"
+        size = {1: 13, 2: 11}.get(len(text), 8)
+        badge = _FAVICON_BADGE.format(colour=STATUS_META["down"].colour, size=size, text=text)
+    line = STATUS_META["down"].colour if problems else STATUS_META["up"].colour
+    svg = _FAVICON.format(line=line, badge=badge)
+    return HttpResponse(svg, content_type="image/svg+xml")

@@ -114,7 +114,7 @@ def test_stale_banner_shown_when_collector_silent(client, public, network):
 
 def test_login_link_or_user_name(client, public, bob, network):
     html = client.get("/").content.decode()
-    assert 'data-testid="login-link" href="/admin/login/?next=/"' in html
+    assert 'data-testid="login-link" href="/login/?next=/"' in html
     client.force_login(bob)
     html = client.get("/").content.decode()
     assert 'data-testid="user-name">bob<' in html
@@ -125,7 +125,7 @@ def test_private_dashboard_redirects_to_login(client, settings, network):
     settings.RESMON_PUBLIC_DASHBOARD = False
     response = client.get("/")
     assert response.status_code == 302
-    assert response["Location"] == "/admin/login/?next=/"
+    assert response["Location"] == "/login/?next=/"
 
 
 def test_private_dashboard_for_logged_in_user(client, settings, bob, network):

@@ -5,6 +5,12 @@ import { h, setText } from "./dom.js";
 import * as fmt from "./format.js";
 
 const DETAIL_REFRESH_MS = 15000;
+
+/** Error budget left, in words: a spent budget reads "exhausted", not "-5000 %". */
+function budgetWords(percent) {
+  if (percent === null || percent === undefined) return "—";
+  return percent <= 0 ? "exhausted" : fmt.percent(percent, 1);
+}
 const WINDOWS = { "1h": 3600e3, "24h": 86400e3 };
 
 export class Drawer {
@@ -26,7 +32,7 @@ export class Drawer {
     this.detail = null;
     this.latency = null;
     this.events = [];
-    this.window = "1h";
+    this.window = "24h"; // the day at a glance; 1 h on demand
     this.loadedAt = 0;
     this.returnFocus = null;
     this.el.close.addEventListener("click", () => this.close());
@@ -49,6 +55,8 @@ export class Drawer {
     this.deviceId = device.id;
     this.device = device;
     if (switching) {
+      this.slo = null;
+      this.incidents = null;
       this.detail = null;
       this.latency = null;
       this.events = [];
@@ -114,6 +122,73 @@ export class Drawer {
     }
     this.renderHead();
     this.renderBody();
+    this.loadOptional(id);
+  }
+
+  // SLO figures and incidents come from other parts of the product: a server without
+  // them (404), or a failure, leaves their sections out instead of breaking the drawer.
+  async loadOptional(id) {
+    const optional = (promise) => promise.catch(() => null);
+    const [slo, incidents] = await Promise.all([
+      optional(this.api.get(`devices/${id}/slo`)),
+      optional(this.api.get("incidents", { device: id, state: "active", limit: 5 })),
+    ]);
+    if (id !== this.deviceId) return;
+    this.slo = slo;
+    this.incidents = incidents ? incidents.items : null;
+    this.renderBody();
+  }
+
+  /** Edit, pause/resume and delete, for operators (config.manage is absent otherwise). */
+  actions(device) {
+    const manage = this.config.manage;
+    if (!manage) return null;
+    const url = (template) => template.replace("/0/", `/${device.id}/`);
+    const pause = h("button", {
+      type: "button", class: "button", "data-testid": "drawer-pause",
+      text: device.enabled ? "Pause checks" : "Resume checks",
+    });
+    pause.addEventListener("click", () => {
+      const form = document.getElementById("device-action-form");
+      form.action = url(manage.pause);
+      form.elements.enabled.value = device.enabled ? "0" : "1";
+      form.submit();
+    });
+    return h("section", { class: "drawer__section drawer__actions" },
+      h("a", { class: "button", href: url(manage.edit), "data-testid": "drawer-edit", text: "Edit" }),
+      pause,
+      h("a", { class: "button button--danger", href: url(manage.delete), "data-testid": "drawer-delete", text: "Delete…" }));
+  }
+
+  sloSection() {
+    if (!this.slo || !this.slo.windows?.length) return null;
+    const table = h("table", { class: "grid grid--slo", "data-testid": "drawer-slo" },
+      h("thead", null, h("tr", null,
+        h("th", { scope: "col", text: "Window" }), h("th", { scope: "col", class: "num", text: "Availability" }),
+        h("th", { scope: "col", class: "num", text: "Target" }), h("th", { scope: "col", class: "num", text: "Budget left" }))));
+    const body = h("tbody");
+    for (const window of this.slo.windows) {
+      const met = window.sli === null || window.sli >= window.target;
+      body.append(h("tr", { dataset: { met: String(met) } },
+        h("th", { scope: "row", text: window.window }),
+        h("td", { class: "num", text: window.sli === null ? "—" : fmt.percent(window.sli, 3) }),
+        h("td", { class: "num", text: fmt.percent(window.target, 2) }),
+        h("td", { class: `num${met ? "" : " slo--missed"}`, text: budgetWords(window.budget_remaining_pct) })));
+    }
+    table.append(body);
+    return this.section("SLO", table);
+  }
+
+  incidentSection() {
+    if (!this.incidents || !this.incidents.length) return null;
+    const list = h("ul", { class: "incidents", "data-testid": "drawer-incidents" });
+    for (const incident of this.incidents) {
+      const href = this.config.incidentsUrl ? `${this.config.incidentsUrl}#incident-${incident.id}` : null;
+      list.append(h("li", null,
+        href ? h("a", { href, text: incident.title || `Incident ${incident.id}` }) : incident.title,
+        ` — ${incident.state}, opened ${fmt.since(incident.opened_at)} ago`));
+    }
+    return this.section("Open incident", list);
   }
 
   renderHead() {
@@ -159,8 +234,12 @@ export class Drawer {
       ]),
     ));
 
+    const incidents = this.incidentSection();
+    if (incidents) parts.push(incidents);
     parts.push(this.section("Latency, last hour", this.latencyBlock(detail)));
     parts.push(this.timelineSection(device));
+    const slo = this.sloSection();
+    if (slo) parts.push(slo);
 
     parts.push(this.section(
       "Device",
@@ -198,6 +277,8 @@ export class Drawer {
     } else if (!this.error) {
       parts.push(h("p", { class: "muted", text: "Loading details…" }));
     }
+    const actions = this.actions(device);
+    if (actions) parts.push(actions);
     this.el.body.replaceChildren(...parts);
   }
 

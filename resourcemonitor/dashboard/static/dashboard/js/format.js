@@ -78,6 +78,10 @@ const ERROR_WORDS = [
 
 /** The last error in words, or what the status itself says when there is none. */
 export function describeProblem(device) {
+  // Its own error says little when the parent is the cause: name the parent instead.
+  if (device.status === "unreachable" && device.parent_name) {
+    return `Behind ${device.parent_name}, which is down`;
+  }
   const raw = device.last_error;
   if (raw) {
     for (const [pattern, words] of ERROR_WORDS) {

@@ -4,6 +4,7 @@
 //   main.js    wiring: filters, URL state, polling, keyboard
 //   store.js   the client's device list (full load + changed_since merges, filter, sort)
 //   views.js   counts, problems panel, tiles, table (node reuse, patch in place)
+//   structure.js  the grouped (site, kind) and topology (parent/child) views
 //   drawer.js  the device side panel; charts.js its SVG latency chart and timeline
 //   api.js     fetch with timeouts; poll.js visible-only polling with back-off
 //   dom.js     element builders (text only, never innerHTML); format.js words and numbers
@@ -21,6 +22,8 @@ const api = createClient(config.api);
 const store = new Store(config.statusMeta);
 const views = new Views(document, config, store);
 const FILTERS = ["q", "status", "kind", "site", "tag"];
+const VIEWS = ["tiles", "table", "groups", "topology"];
+const BENCH = new URLSearchParams(location.search).has("bench");
 const filters = { q: "", status: "", kind: "", site: "", tag: "" };
 let lastFullLoad = 0;
 let lastSuccess = null;
@@ -45,7 +48,9 @@ const el = {
 function readUrl() {
   const params = new URLSearchParams(location.search);
   for (const name of FILTERS) filters[name] = params.get(name) || "";
-  views.view = params.get("view") === "table" ? "table" : "tiles";
+  views.view = VIEWS.includes(params.get("view")) ? params.get("view") : "tiles";
+  const minutes = Number(params.get("at"));
+  timeTravel.minutes = Number.isInteger(minutes) && minutes < 0 && minutes >= -MAX_BACK_MIN ? minutes : 0;
   const device = Number(params.get("device"));
   return Number.isInteger(device) && device > 0 ? device : null;
 }
@@ -53,7 +58,8 @@ function readUrl() {
 function writeUrl() {
   const params = new URLSearchParams();
   for (const name of FILTERS) if (filters[name]) params.set(name, filters[name]);
-  if (views.view === "table") params.set("view", "table");
+  if (views.view !== "tiles") params.set("view", views.view);
+  if (timeTravel.minutes) params.set("at", timeTravel.minutes);
   if (drawer.isOpen) params.set("device", drawer.deviceId);
   const query = params.toString();
   history.replaceState(null, "", query ? `?${query}` : location.pathname);
@@ -98,7 +104,27 @@ function syncControls() {
 }
 
 function rerender(changed = null) {
+  performance.mark("resmon:filter-start");
   views.render(store.select(filters), changed);
+  // The benchmark reads this measure; with ?bench=1 it includes style and layout.
+  if (BENCH) void document.body.offsetHeight;
+  performance.measure("resmon:filter", "resmon:filter-start");
+  showProblemCount();
+}
+
+// --- the tab: title and favicon carry the number of problems -------------------------------
+
+let shownProblems = -1;
+const favicon = document.querySelector('link[rel="icon"]');
+function showProblemCount() {
+  if (store.history) return; // the past does not change the tab
+  let problems = 0;
+  for (const device of store.devices.values()) if (config.statusMeta[device.status].problem) problems += 1;
+  if (problems === shownProblems) return;
+  shownProblems = problems;
+  document.title = problems ? `(${problems}) Resource Monitor` : "Resource Monitor";
+  favicon.type = "image/svg+xml";
+  favicon.href = `${config.faviconUrl}?problems=${problems}`;
 }
 
 function setFilter(name, value) {
@@ -137,6 +163,16 @@ el.toolbar.addEventListener("click", (event) => {
   const button = event.target.closest("[data-view]");
   if (!button || views.view === button.dataset.view) return;
   views.view = button.dataset.view;
+  syncControls();
+  writeUrl();
+  rerender();
+});
+document.querySelector('[data-testid="groups"]').addEventListener("click", (event) => {
+  const button = event.target.closest("[data-filter-site]");
+  if (!button) return;
+  filters.site = button.dataset.filterSite;
+  filters.kind = button.dataset.filterKind || "";
+  views.view = "tiles";
   syncControls();
   writeUrl();
   rerender();
@@ -180,10 +216,85 @@ document.addEventListener("keydown", (event) => {
     event.preventDefault();
     el.search.focus();
     el.search.select();
-  } else if (event.key === "Enter" && !typing && document.activeElement?.matches("tr[data-device-id]")) {
+  } else if (event.key === "Enter" && !typing && document.activeElement?.matches("[data-device-id]:not(button)")) {
     openDevice(Number(document.activeElement.dataset.deviceId));
+  } else if ((event.key === "j" || event.key === "k") && !typing && !event.ctrlKey && !event.metaKey && !event.altKey) {
+    event.preventDefault();
+    moveCursor(event.key === "j" ? 1 : -1);
   }
 });
+
+/** j/k: the next or previous device in the page's order (problems, then the view). */
+function moveCursor(step) {
+  const items = [...document.querySelectorAll("main [data-device-id]")].filter((node) => node.offsetParent !== null);
+  if (!items.length) return;
+  const index = items.indexOf(document.activeElement);
+  const next = items[index < 0 ? (step > 0 ? 0 : items.length - 1) : Math.min(items.length - 1, Math.max(0, index + step))];
+  if (!next.hasAttribute("tabindex") && next.tagName !== "BUTTON") next.setAttribute("tabindex", "-1");
+  next.focus();
+  next.scrollIntoView({ block: "nearest" });
+  if (drawer.isOpen) openDevice(Number(next.dataset.deviceId));
+}
+
+// --- time travel: the network as it was, up to a day back ----------------------------------
+
+const MAX_BACK_MIN = 1440;
+const timeTravel = {
+  minutes: 0,
+  range: document.querySelector('[data-testid="timetravel-range"]'),
+  value: document.querySelector('[data-testid="timetravel-value"]'),
+  live: document.querySelector('[data-testid="timetravel-now"]'),
+  banner: document.querySelector('[data-testid="history-banner"]'),
+  request: 0,
+};
+
+function timeTravelWords(minutes) {
+  if (!minutes) return "now";
+  const at = new Date(Date.now() + minutes * 60e3);
+  return `${fmt.formatDuration(-minutes * 60)} ago (${fmt.clockShort(at)})`;
+}
+
+async function travel(minutes) {
+  timeTravel.minutes = minutes;
+  timeTravel.range.value = String(minutes);
+  const words = timeTravelWords(minutes);
+  setText(timeTravel.value, words);
+  timeTravel.range.setAttribute("aria-valuetext", words);
+  timeTravel.live.hidden = !minutes;
+  writeUrl();
+  const request = ++timeTravel.request;
+  if (!minutes) {
+    store.setHistory(null);
+    timeTravel.banner.hidden = true;
+    document.body.classList.remove("time-travel");
+    rerender(new Set(store.devices.keys()));
+    return;
+  }
+  const at = new Date(Date.now() + minutes * 60e3);
+  let answer;
+  try {
+    answer = await api.get("devices/status-at", { t: at.toISOString() });
+  } catch (error) {
+    showConnection(error);
+    return;
+  }
+  if (request !== timeTravel.request) return; // the slider moved on meanwhile
+  store.setHistory(answer);
+  document.body.classList.add("time-travel");
+  setText(timeTravel.banner.querySelector(".banner__text"),
+    `Showing the network as it was at ${fmt.dateTime(answer.at)}, rebuilt from recorded state changes. Live updates are paused.`);
+  timeTravel.banner.hidden = false;
+  rerender(new Set(store.devices.keys()));
+}
+
+let travelTimer = 0;
+timeTravel.range.addEventListener("input", () => {
+  const minutes = Number(timeTravel.range.value);
+  setText(timeTravel.value, timeTravelWords(minutes));
+  clearTimeout(travelTimer);
+  travelTimer = setTimeout(() => travel(minutes), 150);
+});
+timeTravel.live.addEventListener("click", () => travel(0));
 
 // --- polling -----------------------------------------------------------------------------------
 
@@ -225,13 +336,27 @@ function showConnection(error) {
   el.errorBanner.hidden = false;
 }
 
+// Open incidents, to link each problem to its own: every few polls, and optional (a
+// server without the incidents API, or an error, simply shows no links).
+const INCIDENT_EVERY = 5;
+let pollCount = 0;
+async function refreshIncidents() {
+  if (!config.incidentsUrl || pollCount++ % INCIDENT_EVERY) return;
+  try {
+    const answer = await api.get("incidents", { state: "active", limit: 1000 });
+    views.incidentByDevice = new Map(answer.items.map((incident) => [incident.device_id, incident]));
+  } catch {
+    views.incidentByDevice = null;
+  }
+}
+
 async function poll() {
   const full = store.cursor === null || store.needsReload || Date.now() - lastFullLoad > config.fullRefreshMs;
   const params = { limit: 10000 };
   if (!full) params.changed_since = store.cursor;
   let list, summary;
   try {
-    [list, summary] = await Promise.all([api.get("devices", params), api.get("summary")]);
+    [list, summary] = await Promise.all([api.get("devices", params), api.get("summary"), refreshIncidents()]);
   } catch (error) {
     showConnection(error);
     throw error;
@@ -239,6 +364,15 @@ async function poll() {
   lastSuccess = new Date();
   const first = !document.body.dataset.loaded;
   if (first) performance.mark("resmon:first-data");
+  if (store.history) {
+    // The past is on screen: keep the data current underneath, show it when back to live.
+    if (full) store.replaceAll(list);
+    else store.applyChanges(list);
+    store.setHistory({ at: store.history.at, items: [...store.history.statuses.values()] });
+    views.renderSummary(summary);
+    showConnection(null);
+    return;
+  }
   if (full) {
     store.replaceAll(list);
     lastFullLoad = Date.now();
@@ -253,7 +387,9 @@ async function poll() {
       refreshSelects();
       rerender(changed);
     } else if (changed.size) {
+      performance.mark("resmon:update-start");
       views.patch(changed);
+      performance.measure("resmon:update", "resmon:update-start");
     }
     if (drawer.isOpen) drawer.update(store.devices.get(drawer.deviceId));
     if (store.needsReload) poller.runNow();
@@ -261,6 +397,7 @@ async function poll() {
   views.renderSummary(summary);
   showCollector(summary.collector);
   showConnection(null);
+  if (first && timeTravel.minutes) travel(timeTravel.minutes);
   if (first) {
     // For benchmarks: navigation → data → rendered, readable with performance.getEntries().
     performance.mark("resmon:first-render");
@@ -281,6 +418,26 @@ poller.runNow();
 setInterval(() => {
   if (!document.hidden) views.tick();
 }, 1000);
+
+// bench/dashboard.py: apply a poll that changed `n` devices, as the page would, and say
+// how long it took including style and layout. Only with ?bench=1 in the URL.
+if (BENCH) {
+  window.__resmonBench = {
+    update(n) {
+      const start = performance.now();
+      const items = [...store.devices.values()].slice(0, n).map((device) => ({
+        ...device.live, ...device, ...{ live: undefined },
+        status: device.status === "up" ? "degraded" : "up",
+        latency_ms: (device.latency_ms || 1) + 1,
+      }));
+      const { layout, changed } = store.applyChanges({ items, count: items.length, now: store.cursor });
+      if (layout) rerender(changed);
+      else views.patch(changed);
+      document.body.offsetHeight; // force style and layout inside the measurement
+      return performance.now() - start;
+    },
+  };
+}
 
 if (initialDevice) {
   // Open a bookmarked device once the first load has it.

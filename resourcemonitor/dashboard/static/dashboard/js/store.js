@@ -11,6 +11,33 @@ export class Store {
     this.cursor = null; // the server's "now" of the last answer: next changed_since
     this.complete = false; // true when the full load held every device
     this.needsReload = false;
+    this.order = null; // every device, problems first then by name; rebuilt on layout changes
+    this.history = null; // {at, statuses: Map id -> {status, since}} while time-travelling
+  }
+
+  /** Every device in display order; sorted once per layout change, not per keystroke. */
+  ordered() {
+    if (!this.order) {
+      this.order = [...this.devices.values()];
+      this.order.sort((a, b) => a.sortRank - b.sortRank || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    }
+    return this.order;
+  }
+
+  /** Show the network as it was at `answer.at` (status-at endpoint); null returns to now. */
+  setHistory(answer) {
+    if (!answer) {
+      if (this.history) {
+        this.history = null;
+        for (const device of this.devices.values()) this.prepare(device);
+        this.order = null;
+      }
+      return;
+    }
+    const statuses = new Map(answer.items.map((item) => [item.id, item]));
+    this.history = { at: answer.at, statuses };
+    for (const device of this.devices.values()) this.prepare(device);
+    this.order = null;
   }
 
   rank(device) {
@@ -25,6 +52,17 @@ export class Store {
   }
 
   prepare(device) {
+    if (device.live === undefined) device.live = { status: device.status, since: device.since, flapping: device.flapping, stale: device.stale, last_error: device.last_error };
+    if (this.history) {
+      const then = this.history.statuses.get(device.id);
+      device.status = then ? then.status : "unknown";
+      device.since = then ? then.since : null;
+      device.flapping = false;
+      device.stale = false;
+      device.last_error = null;
+    } else {
+      Object.assign(device, device.live);
+    }
     device.searchText = `${device.name}\n${device.address}`.toLowerCase();
     device.sortRank = this.rank(device);
     return device;
@@ -33,6 +71,7 @@ export class Store {
   replaceAll(answer) {
     this.devices = new Map();
     for (const device of answer.items) this.devices.set(device.id, this.prepare(device));
+    this.order = null;
     this.complete = answer.count === answer.items.length;
     this.cursor = answer.now;
     this.needsReload = false;
@@ -51,6 +90,7 @@ export class Store {
       this.devices.set(device.id, this.prepare(device));
       changed.add(device.id);
     }
+    if (layout) this.order = null;
     this.cursor = answer.now;
     // More changes than one answer holds, or devices deleted: start again from scratch.
     if (answer.count > answer.items.length) this.needsReload = true;
@@ -66,7 +106,7 @@ export class Store {
     const q = filters.q.trim().toLowerCase();
     const { status, kind, site, tag } = filters;
     const out = [];
-    for (const device of this.devices.values()) {
+    for (const device of this.ordered()) {
       if (q && !device.searchText.includes(q)) continue;
       if (status) {
         if (status === "problems") {
@@ -82,7 +122,6 @@ export class Store {
       if (tag && !device.tags.includes(tag)) continue;
       out.push(device);
     }
-    out.sort((a, b) => a.sortRank - b.sortRank || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     return out;
   }
 

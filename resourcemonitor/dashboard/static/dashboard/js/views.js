@@ -7,6 +7,7 @@
 
 import { h, setText } from "./dom.js";
 import * as fmt from "./format.js";
+import { renderGroups, renderTopology } from "./structure.js";
 
 const PROBLEM_ROWS = 50;
 export const TABLE_PAGE = 200;
@@ -31,6 +32,8 @@ export class Views {
     this.tableLimit = TABLE_PAGE;
     this.view = "tiles";
     this.selected = [];
+    this.sort = null; // {key, dir} for the table; null: problems first, then by name
+    this.lastTiles = null; // the selection the tiles show, to skip identical re-renders
     this.el = {
       tiles: root.querySelector('[data-testid="tiles"]'),
       tableWrap: root.querySelector('[data-testid="table-wrap"]'),
@@ -42,7 +45,19 @@ export class Views {
       problemsCount: root.querySelector('[data-testid="problems-count"]'),
       problemsMore: root.querySelector('[data-testid="problems-more"]'),
       problemsPanel: root.querySelector('[data-testid="problems"]'),
+      groups: root.querySelector('[data-testid="groups"]'),
+      topology: root.querySelector('[data-testid="topology"]'),
+      tableHead: root.querySelector('[data-testid="device-table"] thead'),
     };
+    this.el.tableHead.addEventListener("click", (event) => {
+      const button = event.target.closest("button[data-sort]");
+      if (!button) return;
+      const key = button.dataset.sort;
+      if (!this.sort || this.sort.key !== key) this.sort = { key, dir: 1 };
+      else if (this.sort.dir === 1) this.sort = { key, dir: -1 };
+      else this.sort = null;
+      this.renderTable(this.selected);
+    });
     // Chunks hold whole rows: a new width means new chunks.
     this.columns = 0;
     new ResizeObserver(() => {
@@ -148,11 +163,20 @@ export class Views {
     return row;
   }
 
+  incidentLink(device) {
+    const incident = this.incidentByDevice?.get(device.id);
+    if (!incident || !this.config.incidentsUrl) return null;
+    return h("a", {
+      class: "badge badge--incident", href: `${this.config.incidentsUrl}#incident-${incident.id}`,
+      title: incident.title || "Open incident", text: `incident #${incident.id}`,
+    });
+  }
+
   fillProblemRow(row, device) {
     row.dataset.status = device.status;
     row.replaceChildren(
       h("td", null, this.pill(device)),
-      h("td", { class: "name" }, h("span", { text: device.name }), ...this.badges(device)),
+      h("td", { class: "name" }, h("span", { text: device.name }), ...this.badges(device), this.incidentLink(device)),
       h("td", { class: "mono nowrap", text: device.address }),
       h("td", { class: "nowrap", text: this.kinds[device.kind] || device.kind }),
       h("td", { text: device.site || "—" }),
@@ -183,14 +207,28 @@ export class Views {
 
   /** Re-flow everything for a new selection; nodes of `changed` devices are refreshed. */
   render(selected, changed = null) {
+    // Re-flowing moves nodes, and a moved node loses focus: keep the j/k cursor in place.
+    const focused = document.activeElement?.closest?.("main [data-device-id]");
+    this.renderNow(selected, changed);
+    if (focused && focused.isConnected && document.activeElement !== focused) {
+      focused.focus({ preventScroll: true });
+    }
+  }
+
+  renderNow(selected, changed) {
     this.selected = selected;
     if (changed) this.patch(changed, false);
     this.renderProblems(selected);
     // Shown before rendering: the tiles measure their panel's width.
     this.el.tiles.hidden = this.view !== "tiles";
     this.el.tableWrap.hidden = this.view !== "table";
+    this.el.groups.hidden = this.view !== "groups";
+    this.el.topology.hidden = this.view !== "topology";
+    if (this.view !== "tiles") this.lastTiles = null;
     if (this.view === "tiles") this.renderTiles(selected);
-    else this.renderTable(selected);
+    else if (this.view === "table") this.renderTable(selected);
+    else if (this.view === "groups") this.renderStructure(renderGroups(this, selected), selected.length);
+    else this.renderStructure(renderTopology(this, selected), selected.length);
     this.el.noMatch.hidden = selected.length !== 0 || this.store.devices.size === 0;
   }
 
@@ -234,7 +272,23 @@ export class Views {
     if (hidden > 0) setText(this.el.problemsMore, `${hidden} more problems — show all in the table`);
   }
 
+  renderStructure(node, count) {
+    const target = this.view === "groups" ? this.el.groups : this.el.topology;
+    target.replaceChildren(node);
+    this.el.showMore.hidden = true;
+    setText(this.el.shown, this.shownText(count, count));
+  }
+
+  static sameList(a, b) {
+    if (!a || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i += 1) if (a[i] !== b[i]) return false;
+    return true;
+  }
+
   renderTiles(selected) {
+    // Typing "s", "si", "sit" often keeps the same devices: nothing to move.
+    if (Views.sameList(this.lastTiles, selected) && this.columns === this.tileColumns()) return;
+    this.lastTiles = selected;
     const named = selected.length <= NAMED_TILES_MAX;
     const container = this.el.tiles;
     container.classList.toggle("tiles--named", named);
@@ -248,9 +302,11 @@ export class Views {
       const perChunk = this.columns * TILE_CHUNK_ROWS;
       for (let start = 0; start < selected.length; start += perChunk) {
         const chunk = this.tileChunk(start / perChunk);
-        chunk.replaceChildren();
         const end = Math.min(start + perChunk, selected.length);
-        for (let i = start; i < end; i += 1) chunk.append(this.tile(selected[i], false));
+        const tiles = new Array(end - start);
+        for (let i = start; i < end; i += 1) tiles[i - start] = this.tile(selected[i], false);
+        // One call per chunk rather than one per tile: fewer trips into the DOM.
+        chunk.replaceChildren(...tiles);
         fragment.append(chunk);
       }
     }
@@ -272,7 +328,30 @@ export class Views {
     return this.chunks[index];
   }
 
-  renderTable(selected) {
+  sorted(selected) {
+    if (!this.sort) return selected;
+    const { key, dir } = this.sort;
+    const value = {
+      name: (d) => d.name,
+      status: (d) => d.sortRank,
+      site: (d) => d.site || "",
+      kind: (d) => d.kind,
+      address: (d) => d.address,
+      latency: (d) => (d.latency_ms === null ? Infinity : d.latency_ms),
+      since: (d) => (d.since ? -Date.parse(d.since) : Infinity),
+      error: (d) => fmt.describeProblem(d),
+    }[key];
+    const keyed = selected.map((device) => [value(device), device]);
+    keyed.sort((a, b) => (a[0] < b[0] ? -dir : a[0] > b[0] ? dir : 0));
+    return keyed.map((pair) => pair[1]);
+  }
+
+  renderTable(unsorted) {
+    for (const th of this.el.tableHead.querySelectorAll("th[data-col]")) {
+      const active = this.sort && this.sort.key === th.dataset.col;
+      th.setAttribute("aria-sort", active ? (this.sort.dir === 1 ? "ascending" : "descending") : "none");
+    }
+    const selected = this.sorted(unsorted);
     const limit = Math.min(this.tableLimit, selected.length);
     const fragment = document.createDocumentFragment();
     for (let i = 0; i < limit; i += 1) fragment.append(this.row(selected[i]));
