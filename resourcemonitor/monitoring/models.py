@@ -8,6 +8,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -207,3 +209,100 @@ class Heartbeat(models.Model):
     def is_stale(self) -> bool:
         age = (timezone.now() - self.last_seen_at).total_seconds()
         return age > settings.RESMON_HEARTBEAT_STALE_S
+
+
+# -- SLO definitions (see docs/slo.md) -------------------------------------------------
+
+
+class SloTargetQuerySet(models.QuerySet["SloTarget"]):
+    def as_lookup(self) -> dict[tuple[str, str], float]:
+        """``{(scope, key): target}`` with key a kind value, a site id or a tag id (as str)."""
+        lookup: dict[tuple[str, str], float] = {}
+        for rule in self:
+            key = rule.kind if rule.scope == SloTarget.Scope.KIND else str(rule.object_id)
+            lookup[(rule.scope, key)] = rule.target
+        return lookup
+
+
+class SloTarget(models.Model):
+    """An availability target for every device of one kind, site or tag.
+
+    A device's own ``slo_target`` wins when it differs from the default (99.9); otherwise
+    the strictest matching tag rule, then its site's rule, then its kind's rule apply.
+    """
+
+    class Scope(models.TextChoices):
+        KIND = "kind", "Kind"
+        SITE = "site", "Site"
+        TAG = "tag", "Tag"
+
+    scope = models.CharField(max_length=4, choices=Scope.choices)
+    kind = models.CharField(max_length=20, blank=True, help_text="For scope=kind")
+    object_id = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The site's or tag's id, for scope=site or tag"
+    )
+    target = models.FloatField(
+        validators=[MinValueValidator(0.001), MaxValueValidator(99.999)],
+        help_text="Availability target in percent",
+    )
+
+    objects = SloTargetQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "kind", "object_id"], name="slotarget_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope}:{self.kind or self.object_id} {self.target}%"
+
+
+class GroupSlo(models.Model):
+    """A group SLO: "99.5 % of the checks of the London access switches succeed".
+
+    The group is every device matching all the given selectors (site, kind, tag; empty
+    ones match everything). The optional latency SLO is "``latency_target`` % of checks
+    answer within ``latency_threshold_ms``", which must be a histogram bucket bound.
+    """
+
+    name = models.CharField(max_length=200, unique=True)
+    site = models.ForeignKey(
+        "inventory.Site", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    kind = models.CharField(max_length=20, blank=True)
+    tag = models.ForeignKey(
+        "inventory.Tag", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    target = models.FloatField(
+        default=99.9, validators=[MinValueValidator(0.001), MaxValueValidator(99.999)]
+    )
+    latency_threshold_ms = models.FloatField(null=True, blank=True)
+    latency_target = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.001), MaxValueValidator(99.999)]
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        threshold = self.latency_threshold_ms
+        if threshold is not None and threshold not in LATENCY_BUCKETS_MS:
+            raise ValidationError(
+                {"latency_threshold_ms": f"Must be one of the bucket bounds {LATENCY_BUCKETS_MS}."}
+            )
+        if (threshold is None) != (self.latency_target is None):
+            raise ValidationError({"latency_target": "Set both the threshold and the target."})
+
+    def selector(self) -> str:
+        """The same group as the API's ``group=`` parameter."""
+        parts = []
+        if self.site is not None:
+            parts.append(f"site:{self.site.name}")
+        if self.kind:
+            parts.append(f"kind:{self.kind}")
+        if self.tag is not None:
+            parts.append(f"tag:{self.tag.name}")
+        return ",".join(parts)
