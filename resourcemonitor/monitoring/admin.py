@@ -11,7 +11,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from resourcemonitor.monitoring.models import DeviceState, Event, Heartbeat
+from resourcemonitor.monitoring.models import DeviceState, Event, GroupSlo, Heartbeat, SloTarget
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -67,3 +67,20 @@ class HeartbeatAdmin(ReadOnlyAdmin):
     @admin.display(boolean=True, description="stale")
     def stale(self, heartbeat: Heartbeat) -> bool:
         return heartbeat.is_stale
+
+
+@admin.register(SloTarget)
+class SloTargetAdmin(admin.ModelAdmin):
+    """Targets per kind, site or tag; editable (unlike the collector's records above)."""
+
+    list_display = ("__str__", "scope", "kind", "object_id", "target")
+    list_filter = ("scope",)
+
+
+@admin.register(GroupSlo)
+class GroupSloAdmin(admin.ModelAdmin):
+    """Group SLOs: "99.5 % of checks of the London access switches succeed"."""
+
+    list_display = ("name", "site", "kind", "tag", "target", "latency_threshold_ms")
+    list_filter = ("kind",)
+    search_fields = ("name",)

@@ -82,6 +82,10 @@ def test_device_changelist_filters_by_status_and_searches(
         "admin:monitoring_devicestate_changelist",
         "admin:monitoring_event_changelist",
         "admin:monitoring_heartbeat_changelist",
+        "admin:monitoring_slotarget_changelist",
+        "admin:monitoring_slotarget_add",
+        "admin:monitoring_groupslo_changelist",
+        "admin:monitoring_groupslo_add",
     ],
 )
 def test_admin_pages_load_for_alice(
