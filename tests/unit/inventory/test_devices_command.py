@@ -305,7 +305,7 @@ BAD_CASES = [
         "name,address,check_method\na,x,smtp\n",
         [
             "{f}:2: field 'check_method': unknown check method 'smtp' "
-            "(expected one of: tcp, http, icmp, feed)"
+            "(expected one of: tcp, http, icmp, snmp, feed, push)"
         ],
         id="csv-unknown-method",
     ),
