@@ -9,15 +9,19 @@ ancestors that belong to another shard.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import socket
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from django.utils import timezone
 
 from resourcemonitor.inventory.models import CheckMethod, Device, Feed
-from resourcemonitor.monitoring.models import DeviceState
+from resourcemonitor.monitoring.models import DeviceState, Heartbeat
 from resourcemonitor.monitoring.status import Status
 
 T = TypeVar("T")
@@ -51,6 +55,89 @@ class Shard:
 
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"
+
+
+_INSTANCE_RE = re.compile(r"@([^:@]+):(\d+)$")
+AUTO = "auto"
+
+
+def _score(member: str, key: int) -> int:
+    digest = hashlib.blake2b(f"{member}|{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def _dead_here(instance: str) -> bool:
+    """A collector of this host whose process is gone: dead now, not in a few seconds."""
+    match = _INSTANCE_RE.search(instance)
+    if not match or match.group(1) != socket.gethostname():
+        return False
+    try:
+        os.kill(int(match.group(2)), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class Rendezvous:
+    """Dynamic sharding: each key goes to the live collector with the highest hash score.
+
+    Members are the collectors (``resmon collect`` without ``--shard``) whose heartbeat
+    is younger than ``dead_beats`` heartbeat periods, plus this one. When one dies, only
+    its keys move (rendezvous hashing), each to one survivor, which every survivor works
+    out alone from the same heartbeats. ``index``/``count`` mirror ``Shard`` (this
+    collector's rank among the members), so code written for ``Shard`` keeps working.
+    """
+
+    def __init__(self, me: str, *, heartbeat_s: float, dead_beats: float) -> None:
+        self.me = me
+        self.heartbeat_s = heartbeat_s
+        self.dead_beats = dead_beats
+        self.members: tuple[str, ...] = (me,)
+        self._owned: dict[int, bool] = {}
+
+    @property
+    def index(self) -> int:
+        return self.members.index(self.me) + 1
+
+    @property
+    def count(self) -> int:
+        return len(self.members)
+
+    def owns(self, key: int) -> bool:
+        owned = self._owned.get(key)
+        if owned is None:
+            if len(self.members) == 1:
+                owned = True
+            else:
+                owned = max(self.members, key=lambda m: _score(m, key)) == self.me
+            self._owned[key] = owned
+        return owned
+
+    def set_members(self, members: Iterable[str]) -> bool:
+        """Replace the member list; True when it changed."""
+        new = tuple(sorted({*members, self.me}))
+        if new == self.members:
+            return False
+        self.members = new
+        self._owned = {}
+        return True
+
+    def refresh_members(self) -> bool:
+        """Read the live members from the heartbeats (ORM: the writer thread). True: changed."""
+        cutoff = timezone.now() - timedelta(seconds=self.heartbeat_s * self.dead_beats)
+        live = [
+            instance
+            for instance in Heartbeat.objects.filter(
+                component="collector", last_seen_at__gte=cutoff, info__shard=AUTO
+            ).values_list("instance", flat=True)
+            if instance == self.me or not _dead_here(instance)
+        ]
+        return self.set_members(live)
+
+    def __str__(self) -> str:
+        return AUTO
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +256,7 @@ def device_config(row: tuple[Any, ...]) -> DeviceConfig:
     return DeviceConfig(*row)
 
 
-def device_belongs(config: DeviceConfig, shard: Shard) -> bool:
+def device_belongs(config: DeviceConfig, shard: Shard | Rendezvous) -> bool:
     if config.is_feed:
         return config.feed_id is not None and shard.owns(config.feed_id)
     return shard.owns(config.id)
@@ -199,8 +286,12 @@ def load_states(ids: Iterable[int]) -> dict[int, dict[str, Any]]:
     return states
 
 
-def load_inventory(*, shard: Shard, known_ids: Collection[int] = ()) -> InventorySnapshot:
+def load_inventory(
+    *, shard: Shard | Rendezvous, known_ids: Collection[int] = ()
+) -> InventorySnapshot:
     """Read the inventory for ``shard``. Runs on the writer thread."""
+    if isinstance(shard, Rendezvous):
+        shard.refresh_members()
     snapshot = InventorySnapshot()
     for row in Device.objects.filter(enabled=True).values_list(*DEVICE_COLUMNS):
         config = device_config(row)

@@ -12,8 +12,15 @@ pending, so what it reads includes every result queued before it.
 
 When the database is locked or unreachable, the batch is kept ("held") and retried with
 exponential back-off while new results keep queueing and probing goes on. Held batches
-are written in order, so the newest state of a device always lands last. The durable
-disk spool will slot in at ``_hold`` / ``_next_held``; for now they keep batches in memory.
+are written in order, so the newest state of a device always lands last.
+
+With a ``Spool`` (the collector always has one), a failed write moves every held batch
+to fsynced files on local disk (``collector/spool.py``), and while the spool is not empty
+new batches go there too: memory stays flat through a long outage and a crash or restart
+loses nothing that was held. The spool is drained first, oldest first, when the database
+answers again. Without a failure a batch is written straight from memory (no disk I/O on
+the hot path), so ``kill -9`` loses at most the results not yet written: the checks in
+flight and up to ``batch_seconds`` of queued results (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -26,11 +33,16 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, connections
+from django.db.backends.signals import connection_created
+from django.dispatch import receiver
 
 from resourcemonitor.monitoring import storage
+from resourcemonitor.monitoring.collector.spool import Spool
 from resourcemonitor.monitoring.storage import Batch, EventRow, SampleRow, StateRow, WriteReport
 
 log = logging.getLogger(__name__)
@@ -57,6 +69,21 @@ class WriterStopped(RuntimeError):
     pass
 
 
+THREAD_NAME = "resmon-writer"
+
+
+@receiver(connection_created, dispatch_uid="resmon-writer-busy-timeout")
+def _short_busy_timeout(sender: Any, connection: Any, **kwargs: Any) -> None:
+    """SQLite: the writer thread waits RESMON_WRITER_BUSY_TIMEOUT_S for a lock, then spools.
+
+    The web's 20 s busy timeout would block this thread (and the heartbeat and inventory
+    calls queued behind it) for 20 s per attempt while another process holds the lock.
+    """
+    if connection.vendor == "sqlite" and threading.current_thread().name == THREAD_NAME:
+        timeout_ms = int(settings.RESMON_WRITER_BUSY_TIMEOUT_S * 1000)
+        connection.connection.execute(f"PRAGMA busy_timeout = {timeout_ms}")
+
+
 class Writer:
     """Batches results and runs database calls on one thread."""
 
@@ -70,6 +97,7 @@ class Writer:
         retry_initial_s: float = RETRY_INITIAL_S,
         retry_max_s: float = RETRY_MAX_S,
         shutdown_grace_s: float = SHUTDOWN_GRACE_S,
+        spool: Spool | None = None,
     ) -> None:
         self.batch_max = batch_max
         self.batch_seconds = batch_seconds
@@ -78,6 +106,7 @@ class Writer:
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
         self.shutdown_grace_s = shutdown_grace_s
+        self.spool = spool
 
         # Plain deques: append and popleft are atomic under the GIL, so the event loop
         # queues a result without a lock and without waking this thread every time (a
@@ -136,18 +165,26 @@ class Writer:
 
     @property
     def queue_depth(self) -> int:
-        """Results not yet written: queued and held."""
-        held = sum(len(batch.samples) for batch in self._held)
+        """Results not yet written: queued and held in memory (the spool is counted apart)."""
+        held = sum(len(batch.samples) for batch in list(self._held))
         return len(self._records) + held
 
     @property
     def held_batches(self) -> int:
-        return len(self._held)
+        return len(self._held) + (len(self.spool) if self.spool is not None else 0)
+
+    def spool_info(self) -> dict[str, Any]:
+        """``spool_batches``, ``spool_bytes``, ``spool_oldest_s`` for the heartbeat."""
+        if self.spool is None:
+            return {"spool_batches": 0, "spool_bytes": 0, "spool_oldest_s": 0.0}
+        return self.spool.info()
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._main, name="resmon-writer", daemon=True)
+        if self.spool is not None:
+            self.spool.open()  # adopts what a killed collector left: written first
+        self._thread = threading.Thread(target=self._main, name=THREAD_NAME, daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float | None = None) -> bool:
@@ -158,6 +195,8 @@ class Writer:
             self._thread.join(timeout if timeout is not None else self.shutdown_grace_s + 30)
             return not self._thread.is_alive() and not self._held
         self._shutdown()
+        if self.spool is not None:
+            self.spool.close()
         return not self._held
 
     @property
@@ -177,11 +216,30 @@ class Writer:
             while self._calls:
                 self._calls.popleft().future.set_exception(WriterStopped("the writer crashed"))
         finally:
+            if self.spool is not None:
+                self.spool.close()
             connections.close_all()
 
     def _shutdown(self) -> None:
         self._stopped = True
         self._run_calls()
+        if self.spool is not None:
+            # Durable first, then quick: during an outage nothing is retried (a locked
+            # SQLite could block each attempt for its busy timeout); whatever is not
+            # written is spooled and written by the next start.
+            if self._outage():
+                self._take_batches()
+            else:
+                self.flush(force=True)
+            self._spool_held()
+            if len(self.spool):
+                log.warning(
+                    "writer stopping with %d batch(es) in the spool; the next start writes them",
+                    len(self.spool),
+                )
+            while self._calls:
+                self._calls.popleft().future.set_exception(WriterStopped("the writer has stopped"))
+            return
         self.flush(force=True)
         deadline = time.monotonic() + self.shutdown_grace_s
         while self._held and time.monotonic() < deadline:
@@ -208,7 +266,7 @@ class Writer:
         timeout = wait_s
         if self._deadline is not None:
             timeout = min(timeout, self._deadline - now)
-        if self._held:
+        if self.held_batches:
             timeout = min(timeout, self._next_retry_at - now)
         if timeout > 0 and not self._calls and len(self._records) < self.batch_max:
             self._wakeup.wait(timeout)
@@ -220,7 +278,7 @@ class Writer:
             self._deadline = now + self.batch_seconds
         batch_due = self._deadline is not None and now >= self._deadline
         batch_full = len(self._records) >= self.batch_max
-        retry_due = bool(self._held) and now >= self._next_retry_at
+        retry_due = self.held_batches > 0 and now >= self._next_retry_at
         if batch_due or batch_full or retry_due:
             self.flush()
 
@@ -244,7 +302,9 @@ class Writer:
     def flush(self, *, force: bool = False) -> bool:
         """Write everything queued (after any held batches). True when nothing is held."""
         self._take_batches()
-        if not force and self._held and time.monotonic() < self._next_retry_at:
+        if not force and self.held_batches and time.monotonic() < self._next_retry_at:
+            return False
+        if not self._drain_spool():
             return False
         while self._held:
             batch = self._held[0]
@@ -269,6 +329,7 @@ class Writer:
             )
             self._retry_delay = min(self._retry_delay * 2, self.retry_max_s)
             self._reset_connection()
+            self._spool_held()
             return False
         except DatabaseError:
             # Not transient (a constraint, a bad value): retrying would block every later
@@ -314,12 +375,67 @@ class Writer:
             except Exception:
                 log.debug("closing the broken database connection failed", exc_info=True)
 
-    # -- the spool seam ---------------------------------------------------------------------
+    # -- the spool -------------------------------------------------------------------------
+    # Invariant: batches in memory are newer than every batch in the spool (a batch goes
+    # to memory only while the spool is empty), so "spool first, then memory" is order.
+
+    def _outage(self) -> bool:
+        return self._retry_delay != self.retry_initial_s or (
+            self.spool is not None and len(self.spool) > 0
+        )
 
     def _hold(self, batch: Batch) -> None:
-        """Keep a batch until it is written. (The disk spool will persist it here.)"""
-        self._held.append(batch)
+        """Keep a batch until it is written: in memory, or on disk while the spool is in use."""
+        if self.spool is not None and len(self.spool):
+            self._spool_append(batch)
+        else:
+            self._held.append(batch)
 
     def _next_held(self) -> None:
-        """The oldest held batch is written: forget it. (The spool will delete it here.)"""
+        """The oldest batch in memory is written: forget it."""
         self._held.popleft()
+
+    def _spool_append(self, batch: Batch) -> None:
+        assert self.spool is not None
+        try:
+            self.spool.append(batch)
+        except OSError:
+            # A full or broken disk: keep it in memory rather than lose it.
+            log.exception("could not spool a batch of %d rows; kept in memory", len(batch))
+            self._held.append(batch)
+
+    def _spool_held(self) -> None:
+        """Move the batches held in memory to the spool, oldest first."""
+        if self.spool is None:
+            return
+        while self._held:
+            batch = self._held[0]
+            try:
+                self.spool.append(batch)
+            except OSError:
+                log.exception("could not spool held batches; they stay in memory")
+                return
+            self._held.popleft()
+
+    def _drain_spool(self) -> bool:
+        """Write the spooled batches, oldest first. True when the spool is empty."""
+        spool = self.spool
+        if spool is None:
+            return True
+        while len(spool):
+            item = spool.peek()
+            if item is None:
+                return True
+            path, batch = item
+            if not self._write_one(batch):
+                return False
+            spool.remove(path)
+        return True
+
+
+def default_spool() -> Spool | None:
+    """The collector's spool under ``RESMON_DATA_DIR/spool`` (None when disabled)."""
+    max_mb = settings.RESMON_SPOOL_MAX_MB
+    if max_mb <= 0:
+        return None
+    return Spool(Path(settings.DATA_DIR) / "spool", max_bytes=max_mb * 1024 * 1024)

@@ -201,5 +201,6 @@ def test_histogram_index_and_percentile() -> None:
         None,
     ],
 )
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="the SQLite adapter")
 def test_the_fast_datetime_adapter_stores_what_django_stores(value: datetime | None) -> None:
     assert storage._sqlite_datetime(value) == connection.ops.adapt_datetimefield_value(value)

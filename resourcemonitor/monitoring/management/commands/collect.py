@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from resourcemonitor.monitoring.collector import Collector, Shard, run_collector
+from resourcemonitor.monitoring.collector.inventory import Rendezvous
+from resourcemonitor.monitoring.collector.runner import default_instance
 
 MAX_CONCURRENCY = 100_000
 
@@ -52,9 +55,12 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--shard",
-            default="1/1",
+            default=None,
             metavar="K/N",
-            help="check only devices with id %% N == K-1 (static sharding; default 1/1)",
+            help=(
+                "check only devices with id %% N == K-1 (static sharding). Without it, "
+                "devices are shared with the other live collectors (rendezvous hashing)"
+            ),
         )
         # Numbers are parsed in handle(), so a bad value is a one-line error, not usage.
         parser.add_argument(
@@ -67,13 +73,29 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            shard = Shard.parse(options["shard"])
-        except ValueError as exc:
-            raise CommandError(str(exc)) from None
+        shard: Shard | Rendezvous
+        instance = None
+        if options["shard"] is None and not options["once"]:
+            instance = default_instance(Shard())
+            shard = Rendezvous(
+                instance,
+                heartbeat_s=settings.RESMON_COLLECTOR_HEARTBEAT_S,
+                dead_beats=settings.RESMON_COLLECTOR_DEAD_BEATS,
+            )
+        else:
+            # --once without --shard checks every device: a one-off, not a member.
+            try:
+                shard = Shard.parse(options["shard"] or "1/1")
+            except ValueError as exc:
+                raise CommandError(str(exc)) from None
         concurrency = parse_concurrency(options["concurrency"])
         duration = parse_duration(options["duration"])
-        collector = Collector(shard=shard, concurrency=concurrency)
+        collector = Collector(
+            shard=shard,
+            concurrency=concurrency,
+            instance=instance,
+            heartbeat_s=settings.RESMON_COLLECTOR_HEARTBEAT_S,
+        )
         try:
             checks = run_collector(collector, once=options["once"], duration=duration)
         except RuntimeError as exc:

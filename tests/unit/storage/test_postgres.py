@@ -1,0 +1,114 @@
+"""PostgreSQL's path: COPY ingest, daily partitions created on demand, dropped by retention.
+
+Runs in ``make test``'s PostgreSQL pass (``DATABASE_URL=postgres://...``); skipped on SQLite.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from django.db import connection
+
+from resourcemonitor.inventory.models import Device
+from resourcemonitor.monitoring import retention, storage
+from resourcemonitor.monitoring.models import Rollup, Sample
+from resourcemonitor.monitoring.storage import DAY_MS, Batch, SampleRow
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL only"),
+]
+
+
+@pytest.fixture
+def device(db) -> Device:
+    return Device.objects.create(name="d1", address="127.0.0.1")
+
+
+@pytest.fixture(autouse=True)
+def _clean():
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM monitoring_sample")
+    for name, day in storage.sample_partitions():
+        if day < 20_000:  # the test's own far-past days only
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP TABLE {name}")
+            storage._known_partitions.get(str(connection.settings_dict["NAME"]), set()).discard(day)
+
+
+def test_samples_is_partitioned_by_day() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT partstrat FROM pg_partitioned_table "
+            "WHERE partrelid = 'monitoring_sample'::regclass"
+        )
+        assert cursor.fetchone() == ("r",)
+
+
+def test_copy_ingest_is_idempotent_and_creates_the_days_it_needs(device: Device) -> None:
+    days = (19_000, 19_001)
+    batch = Batch()
+    for day in days:
+        for i in range(300):
+            batch.add(SampleRow(day * DAY_MS + i * 1000, device.id, i % 3 != 0, 2000, None), None)
+    first = storage.write_batch(batch)
+    again = storage.write_batch(batch)
+    assert (first.samples_inserted, first.samples_ignored) == (600, 0)
+    assert (again.samples_inserted, again.samples_ignored) == (0, 600)
+    assert Sample.objects.filter(device=device).count() == 600
+    names = {name for name, _ in storage.sample_partitions()}
+    assert {storage.partition_name(d) for d in days} <= names
+    # Rollups counted once despite the second write.
+    minute = Rollup.objects.get(device=device, resolution=60, bucket=days[0] * 86_400)
+    assert minute.count == 60 and minute.ok_count == 40
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {storage.partition_name(days[1])}")
+        assert cursor.fetchone() == (300,)
+
+
+def test_a_stray_row_waits_in_the_default_partition_until_its_day_exists(
+    device: Device,
+) -> None:
+    day = 19_100
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO monitoring_sample VALUES (%s, %s, true, 5, NULL)",
+            [day * DAY_MS + 1, device.id],
+        )
+        cursor.execute("SELECT count(*) FROM monitoring_sample_default")
+        assert cursor.fetchone() == (1,)
+    batch = Batch()
+    batch.add(SampleRow(day * DAY_MS + 1, device.id, True, 5, None), None)
+    batch.add(SampleRow(day * DAY_MS + 2, device.id, True, 5, None), None)
+    report = storage.write_batch(batch)
+    assert (report.samples_inserted, report.samples_ignored) == (1, 1)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM monitoring_sample_default")
+        assert cursor.fetchone() == (0,)
+        cursor.execute(f"SELECT count(*) FROM {storage.partition_name(day)}")
+        assert cursor.fetchone() == (2,)
+
+
+def test_retention_drops_whole_days_and_keeps_the_rest(device: Device, settings) -> None:
+    settings.RESMON_RETENTION_RAW_DAYS = 2
+    batch = Batch()
+    for day in (19_000, 19_001, 19_002):
+        batch.add(SampleRow(day * DAY_MS + 5, device.id, True, 1000, None), None)
+        batch.add(SampleRow(day * DAY_MS + DAY_MS // 2, device.id, True, 1000, None), None)
+    storage.write_batch(batch)
+    # Now is 19_003 12:00: the cutoff is 19_001 12:00 (whole 19_000 goes, half of 19_001).
+    now = datetime.fromtimestamp((19_003 * DAY_MS + DAY_MS // 2) / 1000, UTC)
+    report = retention.prune(now=now)
+    assert report.raw == 3
+    left = sorted(Sample.objects.values_list("t", flat=True))
+    assert left == [
+        19_001 * DAY_MS + DAY_MS // 2,
+        19_002 * DAY_MS + 5,
+        19_002 * DAY_MS + DAY_MS // 2,
+    ]
+    days = {day for _, day in storage.sample_partitions()}
+    assert 19_000 not in days and 19_001 in days
+    today = int(datetime.now(UTC).timestamp() * 1000) // DAY_MS
+    assert {today, today + 1, today + 2} <= days  # created ahead
