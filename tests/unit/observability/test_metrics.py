@@ -115,7 +115,9 @@ def test_collector_and_component_metrics_from_heartbeats(client, public, db):
             "lag_p99_ms": 250.0,
             "write_ms": 4.5,
             "queue_depth": 17,
-            "held_batches": 3,
+            "spool_batches": 3,
+            "spool_bytes": 40960,
+            "spool_oldest_s": 12.5,
             "errors_total": 5,
         },
     )
@@ -142,6 +144,10 @@ def test_collector_and_component_metrics_from_heartbeats(client, public, db):
         value(found, "resmon_collector_write_duration_seconds", instance="collector@a:1") == 0.0045
     )
     assert value(found, "resmon_collector_spool_batches", instance="collector@a:1") == 3
+    assert value(found, "resmon_collector_spool_bytes", instance="collector@a:1") == 40960
+    assert (
+        value(found, "resmon_collector_spool_oldest_age_seconds", instance="collector@a:1") == 12.5
+    )
     assert value(found, "resmon_collector_queue_depth", instance="collector@a:1") == 17
 
 
