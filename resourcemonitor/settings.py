@@ -147,6 +147,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so it times everything below it (resmon_http_request_duration_seconds).
+    "resourcemonitor.api.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -155,6 +157,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # CSP on every response, 413 for oversized bodies, login lock-out (security.py).
+    "resourcemonitor.security.SecurityHeadersMiddleware",
+    "resourcemonitor.security.LoginThrottleMiddleware",
 ]
 
 ROOT_URLCONF = "resourcemonitor.urls"
@@ -202,7 +207,9 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
-LOGIN_URL = "/admin/login/"
+# /login/ (security.login) admits every user; /admin/login/ only staff.
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = envbool("RESMON_SECURE_COOKIES", False)
@@ -210,6 +217,18 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Behind HTTPS (see docs/operations.md, "Security"): HSTS, redirect to https (except the
+# health and metrics probes, which load balancers and Prometheus call over plain HTTP),
+# and trusting X-Forwarded-Proto from the TLS-terminating proxy.
+SECURE_HSTS_SECONDS = envint("RESMON_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("RESMON_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = envbool("RESMON_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = envbool("RESMON_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+if envbool("RESMON_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Request bodies (JSON, forms) over this are refused with 413 before a view reads them.
+DATA_UPLOAD_MAX_MEMORY_SIZE = envint("RESMON_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
 
 # Product settings ---------------------------------------------------------------
 # The read-only dashboard and read API without a login (the demo turns this on).
@@ -225,13 +244,90 @@ RESMON_COLLECTOR_CONCURRENCY = envint("RESMON_COLLECTOR_CONCURRENCY", 1000, mini
 RESMON_BATCH_MAX = envint("RESMON_BATCH_MAX", 5000, minimum=1)
 RESMON_BATCH_SECONDS = envfloat("RESMON_BATCH_SECONDS", 1.0, minimum=0.05)
 RESMON_INVENTORY_REFRESH_S = envfloat("RESMON_INVENTORY_REFRESH_S", 5.0, minimum=0.5)
+# Alerting (resmon alerts): how long a new incident waits before it is notified (so a
+# child that failed just before its parent is suppressed), how long a recovery must hold
+# before the incident resolves, degraded-for-how-long opens one, re-notify (0: never).
+RESMON_ALERT_NOTIFY_DELAY_S = envfloat("RESMON_ALERT_NOTIFY_DELAY_S", 30.0, minimum=0.0)
+RESMON_ALERT_RESOLVE_HOLD_S = envfloat("RESMON_ALERT_RESOLVE_HOLD_S", 60.0, minimum=0.0)
+RESMON_ALERT_DEGRADED_AFTER_S = envfloat("RESMON_ALERT_DEGRADED_AFTER_S", 300.0, minimum=0.0)
+RESMON_ALERT_RENOTIFY_S = envfloat("RESMON_ALERT_RENOTIFY_S", 14400.0, minimum=0.0)
+# Outbox delivery: first retry after this, doubling up to the max, at most N attempts.
+RESMON_ALERT_RETRY_BASE_S = envfloat("RESMON_ALERT_RETRY_BASE_S", 10.0, minimum=0.01)
+RESMON_ALERT_RETRY_MAX_S = envfloat("RESMON_ALERT_RETRY_MAX_S", 3600.0, minimum=0.01)
+RESMON_ALERT_MAX_ATTEMPTS = envint("RESMON_ALERT_MAX_ATTEMPTS", 12, minimum=1)
+# SLO burn-rate alerts (Google SRE workbook, multi-window): page when the 1 h and 5 m burn
+# rates are both over the first, or 6 h and 30 m over the second; ticket when 3 d and 6 h
+# are over the third. Evaluated every RESMON_ALERT_BURN_EVERY_S (0: off).
+RESMON_ALERT_BURN_PAGE_1H = envfloat("RESMON_ALERT_BURN_PAGE_1H", 14.4, minimum=0.0)
+RESMON_ALERT_BURN_PAGE_6H = envfloat("RESMON_ALERT_BURN_PAGE_6H", 6.0, minimum=0.0)
+RESMON_ALERT_BURN_TICKET_3D = envfloat("RESMON_ALERT_BURN_TICKET_3D", 1.0, minimum=0.0)
+RESMON_ALERT_BURN_EVERY_S = envfloat("RESMON_ALERT_BURN_EVERY_S", 60.0, minimum=0.0)
+# Push ingestion: the MQTT broker `resmon ingest-mqtt` subscribes to, and how often the
+# collector looks for push devices that went silent (interval x fail threshold).
+RESMON_MQTT_URL = envstr("RESMON_MQTT_URL", "mqtt://127.0.0.1:1883")
+RESMON_PUSH_SILENCE_CHECK_S = envfloat("RESMON_PUSH_SILENCE_CHECK_S", 5.0, minimum=0.5)
+
+# Retention per tier (days): raw samples, 1-minute and 1-hour rollups (resmon prune).
+# SLO windows reach 31 days back (the calendar month) and read minutes at their edges,
+# hence the minimum of 32 for both rollup tiers.
+RESMON_RETENTION_RAW_DAYS = envint("RESMON_RETENTION_RAW_DAYS", 7, minimum=1)
+RESMON_RETENTION_MINUTE_DAYS = envint("RESMON_RETENTION_MINUTE_DAYS", 35, minimum=32)
+RESMON_RETENTION_HOUR_DAYS = envint("RESMON_RETENTION_HOUR_DAYS", 400, minimum=32)
+# Burn rates over windows of 1 h or less are 0 until this many checks failed in them
+# (one lost probe in 5 minutes at a 60 s interval would otherwise be a 200x burn).
+RESMON_SLO_BURN_MIN_FAILED = envint("RESMON_SLO_BURN_MIN_FAILED", 3, minimum=1)
+# Login lock-out (security.py): this many failures for one user name (or per client
+# address) within the window lock that name (address) out for the lock-out time.
+RESMON_LOGIN_MAX_FAILURES = envint("RESMON_LOGIN_MAX_FAILURES", 5, minimum=1)
+RESMON_LOGIN_MAX_FAILURES_PER_ADDRESS = envint(
+    "RESMON_LOGIN_MAX_FAILURES_PER_ADDRESS", 50, minimum=1
+)
+RESMON_LOGIN_WINDOW_S = envfloat("RESMON_LOGIN_WINDOW_S", 900.0, minimum=1.0)
+RESMON_LOGIN_LOCKOUT_S = envfloat("RESMON_LOGIN_LOCKOUT_S", 900.0, minimum=1.0)
+# Ingest requests per second per API token (burst: twice this), per web worker.
+RESMON_INGEST_RATE_PER_S = envfloat("RESMON_INGEST_RATE_PER_S", 50.0, minimum=0.1)
+
+# Monitoring the monitor: a per-device latency histogram on /metrics (18 series a device,
+# off by default: the per-kind histogram is always there), the web's heartbeat period, and
+# a dead-man's switch URL that the web GETs every RESMON_DEADMAN_INTERVAL_S while a
+# collector is reporting (empty: off).
+RESMON_METRICS_DEVICE_HISTOGRAMS = envbool("RESMON_METRICS_DEVICE_HISTOGRAMS", False)
+# SLO figures on /metrics are recomputed at most this often per web process (0: none).
+RESMON_METRICS_SLO_CACHE_S = envfloat("RESMON_METRICS_SLO_CACHE_S", 300.0, minimum=0.0)
+RESMON_WEB_HEARTBEAT_S = envfloat("RESMON_WEB_HEARTBEAT_S", 10.0, minimum=0.0)
+RESMON_DEADMAN_URL = envstr("RESMON_DEADMAN_URL", "").strip()
+RESMON_DEADMAN_INTERVAL_S = envfloat("RESMON_DEADMAN_INTERVAL_S", 60.0, minimum=1.0)
+if RESMON_DEADMAN_URL and not RESMON_DEADMAN_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(
+        f"RESMON_DEADMAN_URL={RESMON_DEADMAN_URL!r}: expected an http:// or https:// URL"
+    )
+# json: one JSON object per line (for log shippers); plain: for a terminal.
+RESMON_LOG_FORMAT = envstr("RESMON_LOG_FORMAT", "plain").strip().lower()
+if RESMON_LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"RESMON_LOG_FORMAT={RESMON_LOG_FORMAT!r}: expected plain or json")
+# The collector's durable spool (RESMON_DATA_DIR/spool) for batches the database did not
+# take: past this size the oldest whole batches are dropped, counted and logged. 0: no spool.
+RESMON_SPOOL_MAX_MB = envint("RESMON_SPOOL_MAX_MB", 512, minimum=0)
+# The collector's writer waits this long for a locked SQLite database, then spools.
+RESMON_WRITER_BUSY_TIMEOUT_S = envfloat("RESMON_WRITER_BUSY_TIMEOUT_S", 5.0, minimum=0.1)
+# Dynamic sharding (`resmon collect` without --shard): a collector whose heartbeat is older
+# than this many heartbeat periods is dead and its devices move to the live ones.
+RESMON_COLLECTOR_DEAD_BEATS = envfloat("RESMON_COLLECTOR_DEAD_BEATS", 1.5, minimum=1.0)
+# How often each collector writes its heartbeat (and so how fast a dead one is noticed).
+RESMON_COLLECTOR_HEARTBEAT_S = envfloat("RESMON_COLLECTOR_HEARTBEAT_S", 5.0, minimum=0.5)
+# Issue 5: reuse a full device list (no changed_since) built less than this many seconds
+# ago in the same web process; 0 turns it off. 1 s at 10,000 devices: see docs/scaling.md.
+RESMON_LIST_CACHE_S = envfloat("RESMON_LIST_CACHE_S", 0.0, minimum=0.0)
 
 LOG_LEVEL = envstr("RESMON_LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "resourcemonitor.logging.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": RESMON_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -127,6 +127,18 @@ def stack_env(data_dir: Path) -> dict[str, str]:
     return env
 
 
+_stacks_started = 0
+
+
+def _address_base() -> str:
+    """A /16 of the loopback range of its own for each stack, so two stacks (or a stack
+    and a developer's `make run` on 127.10.x.x) never fight over a device's address."""
+    global _stacks_started
+    _stacks_started += 1
+    second_octet = 100 + (os.getpid() * 7 + _stacks_started) % 150
+    return f"127.{second_octet}.0.1"
+
+
 def start_stack(data_dir: Path, *, devices: int = 16, interval: float = 1.0) -> Stack:
     web_port, sim_port = free_port(), free_port()
     log_path = data_dir / "stack.log"
@@ -146,6 +158,8 @@ def start_stack(data_dir: Path, *, devices: int = 16, interval: float = 1.0) -> 
             f"127.0.0.1:{sim_port}",
             "--interval",
             str(interval),
+            "--sim-address-base",
+            _address_base(),
         ],
         env=stack_env(data_dir),
         stdout=log,

@@ -34,7 +34,15 @@ def test_every_simulated_device_is_checked(stack: Stack) -> None:
 
     items = wait_for(all_checked, timeout=30, what="every device to have a check")
     assert len(items) == 16
-    assert {item["status"] for item in items} <= {"up", "degraded", "down", "unreachable"}
+    # A device whose first checks fail stays unknown until it crosses its threshold.
+    assert {item["status"] for item in items} <= {
+        "up",
+        "degraded",
+        "down",
+        "unreachable",
+        "unknown",
+    }
+    assert sum(item["status"] == "up" for item in items) >= 8
     assert stack.api("/api/v1/summary")["collector"]["alive"] is True
 
 

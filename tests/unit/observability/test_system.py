@@ -88,7 +88,7 @@ def test_page_redirects_anonymous_to_login(client, db, settings):
     settings.RESMON_PUBLIC_DASHBOARD = False
     response = client.get("/system/")
     assert response.status_code == 302
-    assert "/admin/login/" in response["Location"]
+    assert "/login/" in response["Location"]
 
 
 def test_api_is_one_query(client, public, components, django_assert_max_num_queries):

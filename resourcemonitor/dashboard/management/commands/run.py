@@ -1,8 +1,8 @@
 """``resmon run``: the whole product in one command, on the embedded SQLite database.
 
-Migrates, starts the simulator, registers its devices, starts the collector and the web
-as separate child processes (so each fails on its own), restarts a child that dies, and
-stops everything on Ctrl-C or SIGTERM.
+Migrates, starts the simulator, registers its devices, starts the collector, the alert
+worker and the web as separate child processes (so each fails on its own), restarts a
+child that dies, and stops everything on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def _wait_for_http(url: str, *, timeout: float, child: Child | None = None) -> N
 class Command(BaseCommand):
     help = (
         "Run the whole product: migrate, start the simulator with N devices, register "
-        "them, then the collector and the web. Ctrl-C stops everything."
+        "them, then the collector, the alert worker and the web. Ctrl-C stops everything."
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -86,6 +86,11 @@ class Command(BaseCommand):
             "--interval", type=float, default=5.0, help="check interval of simulated devices (s)"
         )
         parser.add_argument("--seed", type=int, default=1, help="simulator seed")
+        parser.add_argument(
+            "--sim-address-base",
+            default="127.10.0.1",
+            help="loopback address of the first simulated device (one address per device)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         devices: int = options["devices"]
@@ -128,6 +133,8 @@ class Command(BaseCommand):
                         str(options["seed"]),
                         "--bind",
                         f"{sim_host}:{sim_port}",
+                        "--address-base",
+                        options["sim_address_base"],
                     ],
                     env,
                 )
@@ -145,7 +152,8 @@ class Command(BaseCommand):
                 [python, "-m", "resourcemonitor", "web", "--bind", options["bind"]],
                 env,
             )
-            for child in (collector, web):
+            alerts = Child("alerts", [python, "-m", "resourcemonitor", "alerts"], env)
+            for child in (collector, alerts, web):
                 child.start()
                 children.append(child)
             _wait_for_http(f"http://{web_host}:{web_port}/healthz", timeout=60, child=web)

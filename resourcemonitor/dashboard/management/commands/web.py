@@ -13,7 +13,14 @@ from resourcemonitor.netaddr import BindError, parse_bind
 def _serve(bind: str, workers: int, threads: int) -> None:
     from gunicorn.app.base import BaseApplication
 
+    from resourcemonitor.api import metrics
+    from resourcemonitor.monitoring import selfmon
+
+    selfmon.serve_from_workers()  # heartbeats come from the workers (post_fork below)
     from resourcemonitor.wsgi import application
+
+    # Every worker's request metrics in shared files, so any worker's /metrics counts all.
+    metrics.prepare_multiprocess()
 
     class WebApplication(BaseApplication):
         def load_config(self) -> None:
@@ -27,6 +34,8 @@ def _serve(bind: str, workers: int, threads: int) -> None:
                 "timeout": 30,
                 # Keep-alive lets the dashboard's 2 s poll reuse its connection.
                 "keepalive": 5,
+                "post_fork": metrics.gunicorn_post_fork,
+                "child_exit": metrics.gunicorn_child_exit,
             }
             for key, value in options.items():
                 self.cfg.set(key, value)
