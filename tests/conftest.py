@@ -22,6 +22,12 @@ class Network:
     server: Device
 
 
+@pytest.fixture(autouse=True)
+def _fresh_device_lists(settings) -> None:
+    """Unit tests write and read back at once: the web's short list cache would hide that."""
+    settings.RESMON_LIST_CACHE_S = 0
+
+
 @pytest.fixture
 def alice(db) -> User:
     """An administrator."""

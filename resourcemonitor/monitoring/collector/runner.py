@@ -39,12 +39,13 @@ from resourcemonitor.monitoring.collector.inventory import (
     DeviceConfig,
     FeedConfig,
     InventorySnapshot,
+    Rendezvous,
     Shard,
     load_inventory,
 )
 from resourcemonitor.monitoring.collector.scheduler import LagWindow, Scheduler
 from resourcemonitor.monitoring.collector.state import DOWNISH, Topology, TrackedState
-from resourcemonitor.monitoring.collector.writer import Writer, WriterStopped
+from resourcemonitor.monitoring.collector.writer import Writer, WriterStopped, default_spool
 from resourcemonitor.monitoring.models import Heartbeat
 from resourcemonitor.monitoring.probes import PROBES, Probe, ProbeResult, errors
 from resourcemonitor.monitoring.storage import EventRow, SampleRow, StateRow
@@ -88,7 +89,7 @@ def state_row(device_id: int, state: TrackedState) -> StateRow:
     )
 
 
-def default_instance(shard: Shard) -> str:
+def default_instance(shard: Shard | Rendezvous) -> str:
     suffix = f"[{shard}]" if shard.count > 1 else ""
     return f"collector{suffix}@{socket.gethostname()}:{os.getpid()}"
 
@@ -99,7 +100,7 @@ class Collector:
     def __init__(
         self,
         *,
-        shard: Shard | None = None,
+        shard: Shard | Rendezvous | None = None,
         concurrency: int | None = None,
         inventory_refresh_s: float | None = None,
         heartbeat_s: float = HEARTBEAT_S,
@@ -108,13 +109,14 @@ class Collector:
         writer: Writer | None = None,
         instance: str | None = None,
     ) -> None:
-        self.shard = shard or Shard()
+        self.shard: Shard | Rendezvous = shard or Shard()
         self.concurrency = concurrency or settings.RESMON_COLLECTOR_CONCURRENCY
         self.inventory_refresh_s = inventory_refresh_s or settings.RESMON_INVENTORY_REFRESH_S
         self.heartbeat_s = heartbeat_s
         self.writer = writer or Writer(
             batch_max=batch_max or settings.RESMON_BATCH_MAX,
             batch_seconds=batch_seconds or settings.RESMON_BATCH_SECONDS,
+            spool=default_spool(),  # reliability (issue 6): durable spool, writer.py
         )
         self.instance = instance or default_instance(self.shard)
 
@@ -230,6 +232,16 @@ class Collector:
                         self._every(settings.RESMON_PUSH_SILENCE_CHECK_S, self.check_silent_push)
                     ),
                 ]
+                if settings.RESMON_PRUNE_EVERY_S > 0:  # retention: see prune_history
+                    background.append(
+                        asyncio.create_task(
+                            self._every(settings.RESMON_PRUNE_EVERY_S, self.prune_history)
+                        )
+                    )
+                if isinstance(self.shard, Rendezvous):  # scale-out (issue 5): see check_members
+                    background.append(
+                        asyncio.create_task(self._every(self.heartbeat_s / 2, self.check_members))
+                    )
                 await self._schedule_loop(deadline)
         finally:
             for task in background:
@@ -580,6 +592,8 @@ class Collector:
             "held_batches": self.writer.held_batches,
             "shard": str(self.shard),
             "concurrency": self.concurrency,
+            # reliability (issue 6): spool_batches, spool_bytes, spool_oldest_s
+            **self.writer.spool_info(),
         }
 
     # -- push devices (issue 7: the logic lives in monitoring.ingest) -----------------------
@@ -603,6 +617,41 @@ class Collector:
             return
         if names:
             log.info("push devices silent, now down: %s", ", ".join(names[:20]))
+
+    async def prune_history(self) -> None:
+        """Delete history past each tier's retention (``monitoring.retention``).
+
+        Only shard 1 runs it, through the writer thread like every other database call;
+        the deletes come in short transactions, so results keep flowing meanwhile.
+        """
+        if self.shard.index != 1:
+            return
+        from resourcemonitor.monitoring import retention
+
+        try:
+            report = await self.writer.run(retention.prune, now=timezone.now())
+        except (DatabaseError, WriterStopped) as exc:
+            self.errors_total += 1
+            log.warning("could not prune history: %s", exc)
+            return
+        log.info("pruned history past retention: %s", report)
+
+    async def check_members(self) -> None:
+        """Scale-out (issue 5): when the live collectors changed, take or give up devices.
+
+        Every half heartbeat period, so a dead collector's devices move within two
+        periods (dead after RESMON_COLLECTOR_DEAD_BEATS periods of silence, + half).
+        """
+        shard = self.shard
+        if not isinstance(shard, Rendezvous):
+            return
+        try:
+            changed = await self.writer.run(shard.refresh_members)
+        except (DatabaseError, WriterStopped):
+            return
+        if changed:
+            log.info("collectors now %s: taking my share", ", ".join(shard.members))
+            await self.refresh_inventory()
 
     async def beat(self) -> None:
         info = self.heartbeat_info()

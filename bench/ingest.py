@@ -1,0 +1,161 @@
+"""Sample ingest through ``storage.write_batch``, rollups maintained: samples per second.
+
+    .venv/bin/python bench/ingest.py --backend sqlite
+    .venv/bin/python bench/ingest.py --backend postgres     # PostgreSQL at 127.0.0.1:5432
+    .venv/bin/python bench/ingest.py --small                # make bench: sqlite, fewer rows
+
+The batches are the collector's: 10,000 devices checked every 10 s, 5,000 samples per
+batch (RESMON_BATCH_MAX) in time order, so every sample starts a new (device, minute)
+rollup row and its hour row is upserted too (the worst case for rollups). ``samples_per_s``
+counts samples + their rollups; ``with_states_per_s`` also writes one DeviceState per
+sample, as the collector does. SQLite runs on a temporary file with the product's
+pragmas; PostgreSQL on a fresh database ``resmon_bench_ingest_<pid>`` (dropped at the end).
+Prints one JSON line: {"bench": "ingest", "backend", "samples_per_s", ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_URL = "postgres://postgres@127.0.0.1:5432/"
+# One database per run: two people benchmarking at once must not drop each other's.
+PG_DB = f"resmon_bench_ingest_{os.getpid()}"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--samples", type=int, default=300_000, help="samples written in all")
+    parser.add_argument("--batch", type=int, default=5_000)
+    parser.add_argument("--small", action="store_true", help="sqlite, 50,000 samples")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def child(args: argparse.Namespace) -> dict[str, object]:
+    """Runs with RESMON_DATA_DIR / DATABASE_URL set: migrate, seed devices, write batches."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "resourcemonitor.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from resourcemonitor.inventory.models import Device
+    from resourcemonitor.monitoring import storage
+    from resourcemonitor.monitoring.storage import Batch, SampleRow, StateRow
+
+    call_command("migrate", verbosity=0)
+    Device.objects.bulk_create(
+        [Device(name=f"ingest-{n:05d}", address="127.0.0.1") for n in range(args.devices)],
+        batch_size=2000,
+    )
+    ids = list(Device.objects.order_by("id").values_list("id", flat=True))
+    now = timezone.now()
+    start_ms = (int(time.time()) - 86_400) * 1000
+    step_ms = 10_000 / len(ids)  # every device once per 10 s, in phase order
+
+    def batches(with_states: bool, offset_ms: int) -> list[Batch]:
+        out = []
+        for first in range(0, args.samples, args.batch):
+            batch = Batch()
+            for n in range(first, min(first + args.batch, args.samples)):
+                device_id = ids[n % len(ids)]
+                ok = n % 50 != 0
+                t = offset_ms + int(n * step_ms)
+                batch.add(
+                    SampleRow(
+                        t, device_id, ok, 800 + n % 5000 if ok else None, None if ok else "timeout"
+                    ),
+                    StateRow(device_id, "up", now, now, now, 1.0, 0, 5, "", False, now)
+                    if with_states
+                    else None,
+                )
+            out.append(batch)
+        return out
+
+    figures: dict[str, object] = {}
+    # The second run writes a later day, so both start from the same (empty) rollups.
+    for label, with_states, offset in (
+        ("samples_per_s", False, start_ms),
+        ("with_states_per_s", True, start_ms - 86_400_000),
+    ):
+        prepared = batches(with_states, offset)
+        started = time.perf_counter()
+        for batch in prepared:
+            report = storage.write_batch(batch)
+            assert report.samples_inserted == len(batch.samples), report
+        figures[label] = round(args.samples / (time.perf_counter() - started))
+    return figures
+
+
+def main() -> None:
+    args = parse_args()
+    if args.child:
+        print(json.dumps(child(args)))
+        return
+    if args.small:
+        args.backend, args.samples, args.devices = "sqlite", 50_000, 5_000
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    with tempfile.TemporaryDirectory(prefix="resmon-ingest-") as tmp:
+        env["RESMON_DATA_DIR"] = tmp
+        env.pop("DATABASE_URL", None)
+        if args.backend == "postgres":
+            import psycopg
+
+            with psycopg.connect(PG_URL + "postgres", autocommit=True) as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {PG_DB}")
+                admin.execute(f"CREATE DATABASE {PG_DB}")
+            env["DATABASE_URL"] = PG_URL + PG_DB
+        try:
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    "--devices",
+                    str(args.devices),
+                    "--samples",
+                    str(args.samples),
+                    "--batch",
+                    str(args.batch),
+                ],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
+        finally:
+            if args.backend == "postgres":
+                with psycopg.connect(PG_URL + "postgres", autocommit=True) as admin:
+                    admin.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+    if done.returncode != 0:
+        raise SystemExit(f"ingest bench failed:\n{done.stderr[-3000:]}")
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    load = Path("/proc/loadavg").read_text().split()[0]
+    print(
+        json.dumps(
+            {
+                "bench": "ingest",
+                "backend": args.backend,
+                **figures,
+                "samples": args.samples,
+                "batch": args.batch,
+                "load1": float(load),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
