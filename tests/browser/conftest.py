@@ -1,34 +1,5 @@
-"""Headless Debian Chromium driven by Playwright (never a downloaded browser)."""
+"""Browser tests share the Chromium fixture defined once in tests/chromium.py."""
 
-from __future__ import annotations
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS, browser
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-CHROMIUM = os.environ.get("RESMON_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: `make browser-deps` should have installed it")
-        pytest.skip(f"{CHROMIUM} is not installed (make browser-deps)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "browser"]

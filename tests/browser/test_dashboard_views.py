@@ -228,8 +228,10 @@ def test_two_thousand_devices_load_search_and_time_travel(browser: Any, bignet: 
     page.fill("[data-testid='search']", "site-03-")
     expect(page.locator("[data-testid='tiles'] [data-device-id]")).to_have_count(100)
     page.fill("[data-testid='search']", "")
+    expect(tiles).to_have_count(2000)  # the filter applies asynchronously: count after it
     # Time travel: an hour back, devices that went down within the hour were still up.
     down_now = page.locator("[data-testid='tiles'] [data-status='down']").count()
+    assert down_now > 0
     page.goto(bignet.web_url + "/?at=-60")
     expect(page.locator("[data-testid='history-banner']")).to_be_visible(timeout=15_000)
     wait_for(

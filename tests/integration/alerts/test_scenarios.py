@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import browser  # noqa: F401 (the Chromium fixture)
+from tests.chromium import browser  # noqa: F401 (the Chromium fixture)
 from tests.integration.alerts.receiver import Receiver
 from tests.stack import Stack, start_stack, wait_for
 

@@ -21,7 +21,10 @@ from tests.integration.faults.harness import STOP_BOUND_S, Harness, TcpProxy, co
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 DEVICES = 40
-OUTAGE_S = 6.0
+# The outage the issue names: storage away for 30 s while the collector keeps probing.
+OUTAGE_S = 30.0
+# The SIGTERM/kill -9 test holds its lock across two restarts; it needs less.
+RESTART_LOCK_S = 10.0
 LOCKER = """
 import sqlite3, sys, time
 c = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
@@ -85,7 +88,7 @@ def test_sqlite_locked_mid_run_loses_and_doubles_nothing(sqlite_harness: Harness
     assert h.terminate(collector) < STOP_BOUND_S
     assert collector.returncode == 0, h.log()
     counts = count_samples(h.db.samples(), h.db.device_ids(), window=(start, end))
-    report("sqlite locked 6 s", counts)
+    report(f"sqlite locked {OUTAGE_S:.0f} s", counts)
     assert counts.doubled == 0
     assert counts.lost == 0, h.log()
     assert counts.expected >= DEVICES * 10
@@ -114,7 +117,7 @@ def test_postgres_gone_mid_run_loses_and_doubles_nothing(pg_harness: Harness) ->
     finally:
         proxy.close()
     counts = count_samples(h.db.samples(), h.db.device_ids(), window=(start, end))
-    report("postgresql unreachable 6 s", counts)
+    report(f"postgresql unreachable {OUTAGE_S:.0f} s", counts)
     assert counts.doubled == 0
     assert counts.lost == 0, h.log()
     assert counts.expected >= DEVICES * 10
@@ -156,7 +159,7 @@ def test_sigterm_and_kill_9_during_an_outage_keep_the_spool_for_the_next_start(
     h.wait_samples(DEVICES * 2)
     start = time.time()
     time.sleep(2)
-    locker = lock_sqlite(h, OUTAGE_S + 4)
+    locker = lock_sqlite(h, RESTART_LOCK_S)
     time.sleep(3)
     stopped = time.time()
     took = h.terminate(first)  # SIGTERM while the database is locked
@@ -171,7 +174,7 @@ def test_sigterm_and_kill_9_during_an_outage_keep_the_spool_for_the_next_start(
     killed = time.time()
     second.wait(5)
     assert spool_files(h)
-    locker.wait(OUTAGE_S + 10)
+    locker.wait(RESTART_LOCK_S + 10)
 
     third = h.collect()
     deadline = time.monotonic() + 20

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 # Headless Chromium for the system page's browser test.
-from tests.browser.conftest import browser  # noqa: F401
+from tests.chromium import browser  # noqa: F401
 
 
 @pytest.fixture
