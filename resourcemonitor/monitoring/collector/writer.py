@@ -49,7 +49,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRY_INITIAL_S = 0.5
-RETRY_MAX_S = 30.0
+# Capped low on purpose: a retry costs one failed connect (or one busy-timeout wait on a
+# locked SQLite) while storage is away, and the cap is how late the spool starts to drain
+# once storage is back: seconds, not half a minute, so the dashboard catches up quickly.
+RETRY_MAX_S = 5.0
 # After stop(), how long to keep retrying held batches before giving up on them.
 SHUTDOWN_GRACE_S = 5.0
 

@@ -69,6 +69,14 @@ def spool_files(harness: Harness) -> list[Path]:
     return sorted((harness.tmp / "spool").glob("*/*.batch"))
 
 
+def wait_for_empty_spool(h: Harness, timeout: float = 30.0) -> None:
+    """Until the collector has replayed its spool (bounded: fails after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while spool_files(h) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not spool_files(h), f"the spool did not drain within {timeout} s:\n{h.log()}"
+
+
 def report(fault: str, counts) -> None:  # type: ignore[no-untyped-def]
     print(counts.line(fault))
 
@@ -83,7 +91,8 @@ def test_sqlite_locked_mid_run_loses_and_doubles_nothing(sqlite_harness: Harness
     time.sleep(OUTAGE_S / 2)
     assert spool_files(h), f"nothing spooled while the database was locked:\n{h.log()}"
     locker.wait(OUTAGE_S + 10)
-    time.sleep(4)  # replay, then a few normal seconds
+    wait_for_empty_spool(h)  # the replay, at most one retry period after the lock goes
+    time.sleep(2)  # and a few normal seconds
     end = time.time()
     assert h.terminate(collector) < STOP_BOUND_S
     assert collector.returncode == 0, h.log()
@@ -109,7 +118,8 @@ def test_postgres_gone_mid_run_loses_and_doubles_nothing(pg_harness: Harness) ->
         time.sleep(OUTAGE_S)
         assert spool_files(h), f"nothing spooled while PostgreSQL was away:\n{h.log()}"
         proxy.set_cut(False)
-        time.sleep(5)
+        wait_for_empty_spool(h)
+        time.sleep(2)
         end = time.time()
         took = h.terminate(collector)
         assert took < STOP_BOUND_S, f"SIGTERM took {took:.1f} s:\n{h.log()}"
