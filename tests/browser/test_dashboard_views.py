@@ -105,7 +105,23 @@ def test_status_filter_deep_link_and_drawer(browser: Any, page: Any, stack: Stac
     assert errors == []
 
 
-def test_keyboard_flow(page: Any) -> None:
+def test_keyboard_flow(page: Any, stack: Stack) -> None:
+    # The demo network flaps on its own, and a live update that re-renders the focused row
+    # takes the focus with it: pin every device up so nothing moves under the keys.
+    inventory = stack.sim("/inventory")
+    for device in inventory:
+        stack.force(device, "up")
+    try:
+        expect(page.locator("main [data-device-id][data-status='up']")).to_have_count(
+            len(inventory), timeout=20_000
+        )
+        _keyboard_flow(page)
+    finally:
+        for device in inventory:
+            stack.force(device, "auto")
+
+
+def _keyboard_flow(page: Any) -> None:
     page.keyboard.press("/")
     expect(page.locator("[data-testid='search']")).to_be_focused()
     page.keyboard.press("Escape")
