@@ -292,22 +292,6 @@ def _load_topology() -> tuple[Topology, dict[int, str]]:
     return Topology(parents, names), statuses
 
 
-def state_row(device_id: int, state: TrackedState) -> StateRow:
-    return StateRow(
-        device_id=device_id,
-        status=state.status,
-        since=state.since,
-        last_check_at=state.last_check_at,
-        last_ok_at=state.last_ok_at,
-        latency_ms=state.latency_ms,
-        consecutive_failures=state.consecutive_failures,
-        consecutive_successes=state.consecutive_successes,
-        last_error=state.last_error,
-        flapping=state.flapping,
-        changed_at=state.changed_at,
-    )
-
-
 def _event(device_id: int, change: Any) -> EventRow:
     return EventRow(device_id, change.at, change.from_status, change.to_status, change.message)
 
@@ -362,7 +346,7 @@ def record_reports(
             events = (_event(device.id, change),) if change is not None else ()
             if topology is not None:
                 topology[1][device.id] = state.status
-            out.add(sample, state_row(device.id, state), events)
+            out.add(sample, StateRow.of(device.id, state), events)
         written = write_batch(out)
     result.samples = written.samples_inserted
     result.duplicates += written.samples_ignored
@@ -434,6 +418,6 @@ def mark_silent_push_devices(*, now: datetime | None = None) -> list[str]:
             statuses[device.id] = state.status
             sample = SampleRow(int(now.timestamp() * 1000), device.id, False, None, NO_REPORT)
             events = (_event(device.id, change),) if change else ()
-            out.add(sample, state_row(device.id, state), events)
+            out.add(sample, StateRow.of(device.id, state), events)
         write_batch(out)
     return [device.name for device, _ in silent]

@@ -30,12 +30,15 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from resourcemonitor.monitoring.models import HISTOGRAM_COLUMNS, LATENCY_BUCKETS_MS, Rollup
+
+if TYPE_CHECKING:  # the state machine stays free of storage; only the type is needed here
+    from resourcemonitor.monitoring.collector.state import TrackedState
 
 RESOLUTIONS: tuple[int, ...] = (60, 3600)
 _BUCKET_BOUNDS_US: tuple[int, ...] = tuple(int(ms * 1000) for ms in LATENCY_BUCKETS_MS)
@@ -78,6 +81,23 @@ class StateRow:
     last_error: str
     flapping: bool
     changed_at: datetime
+
+    @classmethod
+    def of(cls, device_id: int, state: TrackedState) -> StateRow:
+        """The row for a device's in-memory state (the collector's and the ingest path's)."""
+        return cls(
+            device_id=device_id,
+            status=state.status,
+            since=state.since,
+            last_check_at=state.last_check_at,
+            last_ok_at=state.last_ok_at,
+            latency_ms=state.latency_ms,
+            consecutive_failures=state.consecutive_failures,
+            consecutive_successes=state.consecutive_successes,
+            last_error=state.last_error,
+            flapping=state.flapping,
+            changed_at=state.changed_at,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,22 +73,6 @@ class Tracked:
     in_flight: bool = False
 
 
-def state_row(device_id: int, state: TrackedState) -> StateRow:
-    return StateRow(
-        device_id=device_id,
-        status=state.status,
-        since=state.since,
-        last_check_at=state.last_check_at,
-        last_ok_at=state.last_ok_at,
-        latency_ms=state.latency_ms,
-        consecutive_failures=state.consecutive_failures,
-        consecutive_successes=state.consecutive_successes,
-        last_error=state.last_error,
-        flapping=state.flapping,
-        changed_at=state.changed_at,
-    )
-
-
 def default_instance(shard: Shard | Rendezvous) -> str:
     suffix = f"[{shard}]" if shard.count > 1 else ""
     return f"collector{suffix}@{socket.gethostname()}:{os.getpid()}"
@@ -475,7 +459,7 @@ class Collector:
         status = tracked.state.status
         for note in getattr(result, "notes", ()):
             events = (*events, EventRow(config.id, now, status, status, note[:300]))
-        self.writer.put(sample, state_row(config.id, tracked.state), events)
+        self.writer.put(sample, StateRow.of(config.id, tracked.state), events)
         if change is not None and change.to_status in DOWNISH:
             self._cascade_unreachable(config.id, now)
 
@@ -491,7 +475,7 @@ class Collector:
                 event = EventRow(
                     child_id, now, change.from_status, change.to_status, change.message
                 )
-                self.writer.put(None, state_row(child_id, child.state), (event,))
+                self.writer.put(None, StateRow.of(child_id, child.state), (event,))
 
     # -- feeds ------------------------------------------------------------------------------
 
@@ -565,7 +549,7 @@ class Collector:
             events = (
                 EventRow(device_id, now, change.from_status, change.to_status, change.message),
             )
-        self.writer.put(None, state_row(device_id, tracked.state), events)
+        self.writer.put(None, StateRow.of(device_id, tracked.state), events)
 
     # -- heartbeat --------------------------------------------------------------------------
 
