@@ -40,7 +40,14 @@ from resourcemonitor.monitoring.collector.state import DOWNISH, Topology, Tracke
 from resourcemonitor.monitoring.models import DeviceState
 from resourcemonitor.monitoring.probes.base import ProbeResult
 from resourcemonitor.monitoring.status import Status
-from resourcemonitor.monitoring.storage import Batch, EventRow, SampleRow, StateRow, write_batch
+from resourcemonitor.monitoring.storage import (
+    STATE_COLUMNS,
+    Batch,
+    EventRow,
+    SampleRow,
+    StateRow,
+    write_batch,
+)
 
 MAX_BATCH = 1000
 MAX_METRICS = 64
@@ -211,19 +218,6 @@ _PUSH_DEVICE_COLUMNS = (
     "latency_threshold_ms",
     "check_interval_s",
 )
-_STATE_COLUMNS = (
-    "device_id",
-    "status",
-    "since",
-    "changed_at",
-    "last_check_at",
-    "last_ok_at",
-    "latency_ms",
-    "consecutive_failures",
-    "consecutive_successes",
-    "last_error",
-    "flapping",
-)
 
 
 def _resolve_devices(reports: Sequence[Report]) -> dict[int | str, PushDevice]:
@@ -269,7 +263,7 @@ def _load_states(device_ids: Iterable[int], now: datetime) -> dict[int, TrackedS
         DeviceState.objects.select_for_update()
         .filter(device_id__in=device_ids)
         .order_by("device_id")  # one lock order: no deadlock between two batches
-        .values(*_STATE_COLUMNS)
+        .values(*STATE_COLUMNS)
     )
     states = {row["device_id"]: TrackedState.from_stored(row) for row in rows}
     for device_id in device_ids:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -98,6 +98,11 @@ class StateRow:
             flapping=state.flapping,
             changed_at=state.changed_at,
         )
+
+
+# The DeviceState columns, in StateRow's order: the upsert here, and the reads that
+# rebuild a device's tracked state (collector inventory, push ingest), use this one list.
+STATE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(StateRow))
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,19 +237,6 @@ _ROLLUP_COLUMNS = (
     "latency_max_ms",
     *HISTOGRAM_COLUMNS,
 )
-_STATE_COLUMNS = (
-    "device_id",
-    "status",
-    "since",
-    "last_check_at",
-    "last_ok_at",
-    "latency_ms",
-    "consecutive_failures",
-    "consecutive_successes",
-    "last_error",
-    "flapping",
-    "changed_at",
-)
 
 
 def _sqlite_datetime(value: datetime | None) -> str | None:
@@ -292,9 +284,9 @@ class _Backend:
         )
 
     def state_upsert(self, source: str | None = None) -> str:
-        columns = ", ".join(_STATE_COLUMNS)
-        values = ", ".join([self.placeholder] * len(_STATE_COLUMNS))
-        sets = ", ".join(f"{c} = excluded.{c}" for c in _STATE_COLUMNS[1:])
+        columns = ", ".join(STATE_COLUMNS)
+        values = ", ".join([self.placeholder] * len(STATE_COLUMNS))
+        sets = ", ".join(f"{c} = excluded.{c}" for c in STATE_COLUMNS[1:])
         rows = f"SELECT {columns} FROM {source}" if source else f"VALUES ({values})"
         return (
             f"INSERT INTO monitoring_devicestate ({columns}) {rows} "
@@ -561,7 +553,7 @@ def write_batch(batch: Batch, *, using: str = DEFAULT_DB_ALIAS) -> WriteReport:
                         _copy_upsert(
                             cursor,
                             "monitoring_devicestate",
-                            _STATE_COLUMNS,
+                            STATE_COLUMNS,
                             backend.state_upsert("resmon_monitoring_devicestate_in"),
                             rows,
                         )

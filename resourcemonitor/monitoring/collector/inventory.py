@@ -23,6 +23,7 @@ from django.utils import timezone
 from resourcemonitor.inventory.models import CheckMethod, Device, Feed
 from resourcemonitor.monitoring.models import DeviceState, Heartbeat
 from resourcemonitor.monitoring.status import Status
+from resourcemonitor.monitoring.storage import STATE_COLUMNS
 
 T = TypeVar("T")
 _IDS_PER_QUERY = 500
@@ -201,20 +202,6 @@ DEVICE_COLUMNS = (
     "snmp_v3_priv_protocol",
     "snmp_v3_priv_key",
     "snmp_v3_context",
-)
-
-STATE_COLUMNS = (
-    "device_id",
-    "status",
-    "since",
-    "last_check_at",
-    "last_ok_at",
-    "latency_ms",
-    "consecutive_failures",
-    "consecutive_successes",
-    "last_error",
-    "flapping",
-    "changed_at",
 )
 
 
