@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 
 from resourcemonitor.inventory.models import CheckMethod, Device, Kind, Site, Tag
 
@@ -38,6 +38,14 @@ def alice(db) -> User:
 def bob(db) -> User:
     """A plain user with no special rights."""
     return User.objects.create_user("bob", "bob@example.org", "bob-password-1")
+
+
+@pytest.fixture
+def carol(db) -> User:
+    """An operator (acknowledges, manages devices, maintenance and channel routing)."""
+    user = User.objects.create_user("carol", "carol@example.org", "carol-password-1")
+    user.groups.add(Group.objects.get(name="operator"))
+    return user
 
 
 @pytest.fixture

@@ -33,3 +33,11 @@ class ChannelForm(forms.ModelForm):
             "target": "An apprise URL (json://host/path, slack://…, msteams://…, discord://…, "
             "tgram://…) or, for email, comma-separated addresses. Empty filters match all.",
         }
+
+
+class ChannelRoutingForm(ChannelForm):
+    """What an operator may change on an existing channel: everything but the target,
+    which holds the channel's secrets (tokens, passwords) and stays with admins."""
+
+    class Meta(ChannelForm.Meta):
+        fields = [f for f in ChannelForm.Meta.fields if f != "target"]

@@ -196,6 +196,19 @@ class Channel(models.Model):
         if not isinstance(self.device_kinds, list) or bad:
             raise ValidationError({"device_kinds": f"Unknown device kinds: {bad}"})
 
+    def redacted_target(self) -> str:
+        """The target as pages show it: apprise's own privacy form (passwords, tokens and
+        keys shortened or starred), without the query string, which can carry secrets."""
+        if self.kind == ChannelKind.EMAIL:
+            return self.target
+        import apprise
+
+        plugin = apprise.Apprise.instantiate(self.target)
+        if not plugin:
+            scheme = self.target.split("://", 1)[0]
+            return f"{scheme}://…"
+        return str(plugin.url(privacy=True)).split("?", 1)[0]
+
     def email_addresses(self) -> list[str]:
         return [a.strip() for a in (self.target or "").split(",") if a.strip()]
 

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from resourcemonitor.alerts.forms import ChannelForm
+from resourcemonitor.alerts.forms import ChannelForm, ChannelRoutingForm
 from resourcemonitor.alerts.models import Channel, Incident
 from resourcemonitor.api.auth import has_role, role_required
 
@@ -92,6 +92,24 @@ def channels(request: HttpRequest) -> HttpResponse:
     status = 422 if request.method == "POST" else 200
     context = {"config": _config(request), "form": form, "channels": rows}
     return render(request, "alerts/channels.html", context, status=status)
+
+
+@role_required("operator")
+@require_http_methods(["GET", "POST"])
+def channel_edit(request: HttpRequest, channel_id: int) -> HttpResponse:
+    """Change a channel in place (its notifications and counters stay with it). Only
+    admins see and change the target: it carries the channel's secrets."""
+    channel = get_object_or_404(Channel, pk=channel_id)
+    form_class = ChannelForm if has_role(request.user, "admin") else ChannelRoutingForm
+    form = form_class(request.POST or None, instance=channel)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            channel = form.save()
+        messages.success(request, f"Channel {channel.name!r} saved.")
+        return redirect("alerts:channels")
+    status = 422 if request.method == "POST" else 200
+    context = {"config": _config(request), "form": form, "channel": channel}
+    return render(request, "alerts/channel_edit.html", context, status=status)
 
 
 @role_required("operator")

@@ -78,11 +78,17 @@ def test_drawer_opens_with_device_details(page: Any, stack: Stack) -> None:
     page.wait_for_function(
         "document.querySelectorAll('[data-device-id]').length >= 16", timeout=20_000
     )
-    first = page.locator("[data-device-id]").first
-    name = stack.api("/api/v1/devices")["items"][0]["name"]
-    first.click()
+    # The demo network flaps, so live updates reorder the tiles: take the name of the tile
+    # that is clicked from that tile's own id, not from the API's (problems-first) order.
+    device_id = page.locator("[data-device-id]").first.get_attribute("data-device-id")
+    name = stack.api(f"/api/v1/devices/{device_id}")["name"]
+    page.locator(f"[data-device-id='{device_id}']").first.click()
     drawer = page.locator("[data-testid='drawer']")
     drawer.wait_for(state="visible", timeout=5_000)
-    assert name in drawer.inner_text()
+    page.wait_for_function(
+        """(name) => document.querySelector("[data-testid='drawer']").innerText.includes(name)""",
+        arg=name,
+        timeout=5_000,
+    )
     page.keyboard.press("Escape")
     drawer.wait_for(state="hidden", timeout=5_000)

@@ -126,3 +126,74 @@ def test_pages_query_counts_do_not_grow(client, alice, network, django_assert_ma
         assert client.get("/incidents/").status_code == 200
     with django_assert_max_num_queries(12):
         assert client.get("/channels/").status_code == 200
+
+
+SECRET_HOOK = "json://noc:hunter2@127.0.0.1:9000/hook"
+
+
+def test_channel_list_never_shows_a_target_secret(client, alice):
+    Channel.objects.create(name="hook", target=SECRET_HOOK)
+    client.force_login(alice)
+    body = client.get("/channels/").content.decode()
+    assert "hunter2" not in body
+    assert "json://noc:****@127.0.0.1:9000/hook" in body
+
+
+def test_admin_edits_a_channel_target_and_routing(client, alice, network):
+    channel = Channel.objects.create(name="hook", target=SECRET_HOOK)
+    client.force_login(alice)
+    assert "hunter2" in client.get(f"/channels/{channel.pk}/edit").content.decode()
+    response = client.post(
+        f"/channels/{channel.pk}/edit",
+        {
+            "name": "noc-hook",
+            "kind": "apprise",
+            "target": "json://127.0.0.1:9001/other",
+            "severities": ["critical"],
+            "sites": [network.paris.pk],
+        },
+    )
+    assert response.status_code == 302
+    channel.refresh_from_db()
+    assert (channel.name, channel.target, channel.enabled) == (
+        "noc-hook",
+        "json://127.0.0.1:9001/other",
+        False,
+    )
+    assert channel.severities == ["critical"]
+    assert list(channel.sites.all()) == [network.paris]
+
+
+def test_operator_edits_routing_but_neither_sees_nor_changes_the_target(client, carol):
+    channel = Channel.objects.create(name="hook", target=SECRET_HOOK)
+    client.force_login(carol)
+    page = client.get(f"/channels/{channel.pk}/edit").content.decode()
+    assert "hunter2" not in page and 'name="target"' not in page
+    response = client.post(
+        f"/channels/{channel.pk}/edit",
+        {"name": "hook", "kind": "apprise", "target": "json://evil/", "enabled": "on"},
+    )
+    assert response.status_code == 302
+    channel.refresh_from_db()
+    assert channel.target == SECRET_HOOK
+
+
+def test_a_bad_edit_is_a_field_error_and_nothing_changes(client, alice):
+    channel = Channel.objects.create(name="hook", target=SECRET_HOOK)
+    client.force_login(alice)
+    response = client.post(
+        f"/channels/{channel.pk}/edit",
+        {"name": "renamed", "kind": "apprise", "target": "bogus://nowhere", "enabled": "on"},
+    )
+    assert response.status_code == 422
+    assert b'data-testid="error-target"' in response.content
+    channel.refresh_from_db()
+    assert (channel.name, channel.target) == ("hook", SECRET_HOOK)
+
+
+def test_editing_a_channel_needs_operator(client, bob):
+    channel = Channel.objects.create(name="hook", target=SECRET_HOOK)
+    assert client.get(f"/channels/{channel.pk}/edit").status_code == 302
+    client.force_login(bob)
+    assert client.get(f"/channels/{channel.pk}/edit").status_code == 403
+    assert client.get("/channels/999/edit").status_code == 403

@@ -1,17 +1,9 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 
 from resourcemonitor.api.models import ApiToken
-
-
-@pytest.fixture
-def carol(db) -> User:
-    """An operator."""
-    user = User.objects.create_user("carol", "carol@example.org", "carol-password-1")
-    user.groups.add(Group.objects.get(name="operator"))
-    return user
 
 
 @pytest.fixture
