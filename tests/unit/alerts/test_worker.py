@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from resourcemonitor.alerts.models import Delivery, Incident, Notification, NotificationKind
-from resourcemonitor.inventory.models import MaintenanceWindow
+from resourcemonitor.inventory.models import Device, MaintenanceWindow
 from resourcemonitor.monitoring.models import Event
 from resourcemonitor.monitoring.status import Status
 
@@ -448,3 +448,15 @@ def test_reboot_events_with_unchanged_status_never_page(network, hook, receiver,
     assert len(receiver.posts) == 1
     incident = Incident.objects.get(device=n.server)
     assert incident.updates.filter(message__startswith="rebooted").exists()
+
+
+def test_count_descendants_walks_the_subtree_and_survives_a_cycle(network):
+    from resourcemonitor.alerts.services import count_descendants
+
+    # core → dist → access → phone, pc; the Paris server is nobody's child.
+    assert count_descendants(device_id=network.core.pk) == 4
+    assert count_descendants(device_id=network.access.pk) == 2
+    assert count_descendants(device_id=network.phone.pk) == 0
+    # Validation refuses cycles; a raw update can still make one. The walk must end.
+    Device.objects.filter(pk=network.core.pk).update(parent=network.access)
+    assert count_descendants(device_id=network.dist.pk) == 4
