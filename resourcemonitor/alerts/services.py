@@ -276,7 +276,11 @@ def notify_due(*, incident: Incident, now: datetime) -> str:
     ``maintenance`` or ``recovering`` (kept open, un-notified, looked at again later).
     """
     device = incident.device
-    if incident.recovering_since is not None:
+    # A device that keeps failing and recovering is a real problem even if each failure is
+    # shorter than the notify delay: without this, a flap whose down spells all fall
+    # between two looks would page nobody at all. It gets its one [FLAPPING] message.
+    flapping = incident.flap_notified_at is not None or _is_flapping(device)
+    if incident.recovering_since is not None and not flapping:
         # Back up before anyone was told: if the recovery holds it closes silently (a blip
         # shorter than the notify delay pages nobody); if it fails again, it is notified.
         incident.notify_at = now + timedelta(seconds=MAINTENANCE_RECHECK_S)
@@ -288,7 +292,7 @@ def notify_due(*, incident: Incident, now: datetime) -> str:
     if status_now == Status.UNREACHABLE:
         resolve_silently(incident=incident, reason="unreachable: its parent is down", now=now)
         return "suppressed"
-    if incident.problem == Problem.DOWN and status_now not in (None, Status.DOWN):
+    if incident.problem == Problem.DOWN and status_now not in (None, Status.DOWN) and not flapping:
         incident.notify_at = now + timedelta(seconds=MAINTENANCE_RECHECK_S)
         incident.save(update_fields=["notify_at"])
         return "recovering"

@@ -105,6 +105,70 @@ def test_switch_down_one_page_children_silent_then_one_resolution(stack: Stack) 
         receiver.close()
 
 
+def test_a_device_flapping_twenty_times_pages_at_most_twice_then_resolves(stack: Stack) -> None:
+    inventory = stack.sim("/inventory")
+    parents = {d["parent_id"] for d in inventory}
+    leaf = next(d for d in inventory if d["id"] not in parents)
+    for device in inventory:
+        stack.force(device, "up")
+    wait_for(
+        lambda: set(statuses(stack).values()) <= {"up", "degraded"},
+        timeout=60,
+        what="every device answering",
+    )
+    wait_for(
+        lambda: stack.api("/api/v1/incidents?state=active")["count"] == 0,
+        timeout=30,
+        what="no active incidents",
+    )
+    receiver = Receiver()
+    try:
+        created = stack.resmon(
+            "shell",
+            "-c",
+            "from resourcemonitor.alerts.models import Channel; "
+            "Channel.objects.all().delete(); "
+            f"Channel.objects.create(name='flaps', target='{receiver.url()}')",
+        )
+        assert created.returncode == 0, created.stderr
+
+        def device() -> dict[str, Any]:
+            return next(
+                d
+                for d in stack.api(f"/api/v1/devices?q={leaf['name']}")["items"]
+                if d["name"] == leaf["name"]
+            )
+
+        flagged = False
+        for _ in range(10):  # 20 state changes, each seen by the collector
+            stack.force(leaf, "down")
+            wait_for(lambda: device()["status"] == "down", timeout=20, what="down")
+            stack.force(leaf, "up")
+            wait_for(lambda: device()["status"] == "up", timeout=20, what="up again")
+            flagged = flagged or device()["flapping"]
+        assert flagged, "20 changes in a minute or two should raise the flapping flag"
+        time.sleep(NOTIFY_DELAY_S + 2)
+        during = receiver.titles()
+        assert 1 <= len(during) <= 2, during
+        assert all(leaf["name"] in title for title in during), during
+
+        # Held up, the flag clears and the incident resolves: the all-clear goes out once.
+        wait_for(
+            lambda: any(t.startswith("[RESOLVED]") for t in receiver.titles()),
+            timeout=90,
+            what="the resolution after the flapping stopped",
+        )
+        time.sleep(2)
+        titles = receiver.titles()
+        assert [t for t in titles if t.startswith("[RESOLVED]")] == [
+            f"[RESOLVED] {leaf['name']} is down"
+        ], titles
+        assert len(titles) == len(during) + 1, titles
+    finally:
+        stack.release(inventory)
+        receiver.close()
+
+
 HOSTILE = '<img src=x onerror="window.__xss=1">sw'
 SETUP = f"""
 from django.contrib.auth.models import User

@@ -96,6 +96,22 @@ def test_flapping_twenty_times_in_ten_minutes_at_most_two_notifications(
     assert len(receiver.posts) == 3
 
 
+def test_flapping_with_every_down_spell_shorter_than_the_delay_still_pages_once(
+    network, hook, receiver, worker, clock
+):
+    # Down 5 s, up 10 s, over and over: each spell is shorter than the 30 s notify delay,
+    # so no look at the incident ever finds the device down. It is still one real problem.
+    n = network
+    all_up(n.server, clock=clock)
+    for i in range(20):
+        change(n.server, Status.DOWN, clock, flapping=i >= 3)
+        run(worker, clock, 5)
+        change(n.server, Status.UP, clock, flapping=i >= 3)
+        run(worker, clock, 10)
+    assert receiver.titles() == ["[FLAPPING] par-srv-1 is down"]
+    assert Incident.objects.count() == 1
+
+
 def test_maintenance_suppresses_notification(network, hook, receiver, worker, clock):
     n = network
     window = MaintenanceWindow.objects.create(
