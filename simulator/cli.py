@@ -11,8 +11,10 @@ import ipaddress
 import sys
 from typing import NoReturn
 
-from simulator.mqtt import MqttTarget
+from simulator.mqtt import TOPIC_CHOICES, MqttTarget
 from simulator.runner import SimulatorConfig, run
+from simulator.snmp import DEFAULT_PORT as DEFAULT_SNMP_PORT
+from simulator.snmp import MAX_AGENTS
 from simulator.topology import MAX_DEVICES, AddressSpaceError, device_addresses
 
 DEFAULT_BIND = "127.0.0.1:8001"
@@ -66,6 +68,30 @@ def _parser(prog: str) -> _Parser:
         "--mqtt-interval", default="5", help="seconds between MQTT publications (5)"
     )
     parser.add_argument("--mqtt-prefix", default="resmon", help="MQTT topic prefix (resmon)")
+    parser.add_argument(
+        "--mqtt-topics",
+        default="both",
+        help="what to publish: both, status or telemetry (both)",
+    )
+    parser.add_argument(
+        "--snmp",
+        metavar="K",
+        default="0",
+        help="K devices (network kit first) also answer SNMP v2c on their own address, "
+        "community = device name, through snmpsim (make snmpsim-deps); /inventory says "
+        f"which (0; at most {MAX_AGENTS})",
+    )
+    parser.add_argument(
+        "--snmp-port",
+        default=str(DEFAULT_SNMP_PORT),
+        help=f"UDP port of the SNMP agents ({DEFAULT_SNMP_PORT})",
+    )
+    parser.add_argument(
+        "--snmpsim",
+        metavar="PATH",
+        help="snmpsim-command-responder to run (default: $RESMON_SNMPSIM, "
+        ".snmpsim-venv in this checkout, then PATH)",
+    )
     return parser
 
 
@@ -146,7 +172,26 @@ def parse_args(argv: list[str], prog: str = "resmon simulate") -> SimulatorConfi
     prefix = args.mqtt_prefix.strip("/")
     if not prefix or any(c in prefix for c in "+#"):
         raise UsageError(f"--mqtt-prefix must be a topic without wildcards (got {prefix!r})")
+    snmp = _whole(args.snmp, 0, min(devices, MAX_AGENTS))
+    if snmp is None:
+        raise UsageError(
+            f"--snmp must be a whole number from 0 to {min(devices, MAX_AGENTS)} "
+            f"(the devices, at most {MAX_AGENTS}) (got {args.snmp!r})"
+        )
+    snmp_port = _whole(args.snmp_port, 1, 65535)
+    if snmp_port is None:
+        raise UsageError(
+            f"--snmp-port must be a whole number from 1 to 65535 (got {args.snmp_port!r})"
+        )
+    if args.mqtt_topics not in TOPIC_CHOICES:
+        raise UsageError(
+            f"--mqtt-topics must be one of {', '.join(TOPIC_CHOICES)} (got {args.mqtt_topics!r})"
+        )
     return SimulatorConfig(
+        mqtt_topics=args.mqtt_topics,
+        snmp_agents=snmp,
+        snmp_port=snmp_port,
+        snmpsim=args.snmpsim,
         mqtt_url=args.mqtt,
         mqtt_interval_s=mqtt_interval,
         mqtt_prefix=prefix,

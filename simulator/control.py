@@ -5,7 +5,8 @@ Routes:
     GET  /devices                 the original exercise's feed:
                                   [{"id", "name", "ip_address", "status"}, ...]
     GET  /devices/{id}            one device in detail
-    GET  /inventory               every device in detail
+    GET  /inventory               every device in detail (``snmp``: how it answers SNMP,
+                                  {"version", "address", "port", "community"}, or null)
     POST /devices/{id}/state      {"state": "up"|"down"|"degraded"|"auto"} → the device's detail
 
 Every error is a JSON body ``{"error": "..."}`` with a 4xx status.

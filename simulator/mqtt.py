@@ -7,9 +7,11 @@ Every ``interval_s`` each device publishes, with QoS 1:
 - ``<prefix>/<name>/telemetry``: ``{"cpu_percent", "memory_percent", "uptime_s"}``.
 
 This is the shape ``resmon ingest-mqtt`` records for devices whose check method is
-``push``. A lost broker is retried with exponential backoff (1 s doubling to 30 s); the
-rest of the simulator does not notice. No Django here: the simulator may run on another
-host.
+``push``; telemetry it stores as metrics for any known device. ``--mqtt-topics telemetry``
+publishes telemetry only (``resmon run --sim-mqtt`` does: its devices are HTTP-checked,
+and the ingester would reject their status messages). A lost broker is retried with
+exponential backoff (1 s doubling to 30 s); the rest of the simulator does not notice.
+No Django here: the simulator may run on another host.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from simulator.network import NetworkState
 log = logging.getLogger("simulator.mqtt")
 
 DEFAULT_PREFIX = "resmon"
+TOPIC_CHOICES = ("both", "status", "telemetry")
 BACKOFF_START_S = 1.0
 BACKOFF_MAX_S = 30.0
 
@@ -65,9 +68,9 @@ class MqttTarget:
 
 
 def device_messages(
-    network: NetworkState, *, prefix: str, now: datetime | None = None
+    network: NetworkState, *, prefix: str, now: datetime | None = None, topics: str = "both"
 ) -> list[tuple[str, bytes]]:
-    """Every device's status and telemetry messages at this moment (pure: tests use it)."""
+    """Every device's status and/or telemetry messages at this moment (pure: tests use it)."""
     now = now or datetime.now(UTC)
     t = network.elapsed()
     stamp = now.isoformat().replace("+00:00", "Z")
@@ -89,8 +92,10 @@ def device_messages(
             "uptime_s": round(network.uptime_s(device.id, t), 1) if ok else 0.0,
         }
         base = f"{prefix}/{device.name}"
-        messages.append((f"{base}/status", json.dumps(status).encode()))
-        messages.append((f"{base}/telemetry", json.dumps(telemetry).encode()))
+        if topics != "telemetry":
+            messages.append((f"{base}/status", json.dumps(status).encode()))
+        if topics != "status":
+            messages.append((f"{base}/telemetry", json.dumps(telemetry).encode()))
     return messages
 
 
@@ -104,8 +109,10 @@ class MqttPublisher:
         *,
         interval_s: float = 5.0,
         prefix: str = DEFAULT_PREFIX,
+        topics: str = "both",
     ) -> None:
         self.network = network
+        self.topics = topics
         self.target = target
         self.interval_s = interval_s
         self.prefix = prefix
@@ -137,7 +144,8 @@ class MqttPublisher:
             loop = asyncio.get_running_loop()
             while True:
                 started = loop.time()
-                for topic, payload in device_messages(self.network, prefix=self.prefix):
+                messages = device_messages(self.network, prefix=self.prefix, topics=self.topics)
+                for topic, payload in messages:
                     await client.publish(topic, payload, qos=1)
                     self.published_total += 1
                 self.rounds_total += 1

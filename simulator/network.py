@@ -48,6 +48,8 @@ class NetworkState:
         self._came_up_at: list[float | None] = [None] * len(devices)
         self._due = [(model.next_change_after(device.id, t), device.id) for device in devices]
         heapq.heapify(self._due)
+        # Device id → how it answers SNMP (``simulator.snmp``; set by the runner).
+        self.snmp: dict[int, dict[str, Any]] = {}
 
     def elapsed(self) -> float:
         """Seconds since the network started."""
@@ -158,6 +160,7 @@ class NetworkState:
             "failure_mode": condition.failure_mode,
             "forced": self._forced.get(device_id),
             "latency_ms": condition.latency_ms,
+            "snmp": self.snmp.get(device_id),
         }
 
     def inventory(self) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ from simulator.control import make_app
 from simulator.device_server import DeviceServers, ListenError
 from simulator.mqtt import MqttPublisher, MqttTarget
 from simulator.network import NetworkState
+from simulator.snmp import SnmpAgents, SnmpUnavailable, find_responder, plan
 
 log = logging.getLogger("simulator")
 
@@ -50,6 +51,11 @@ class SimulatorConfig:
     mqtt_url: str | None = None
     mqtt_interval_s: float = 5.0
     mqtt_prefix: str = "resmon"
+    mqtt_topics: str = "both"  # or "status" / "telemetry" only
+    # --snmp K: K devices answer SNMP through snmpsim (simulator.snmp).
+    snmp_agents: int = 0
+    snmp_port: int = 1161
+    snmpsim: str | None = None
 
 
 class StartupError(Exception):
@@ -87,6 +93,7 @@ class Simulator:
         self._ticker: asyncio.Task[None] | None = None
         self.publisher: MqttPublisher | None = None
         self._publishing: asyncio.Task[None] | None = None
+        self.snmp: SnmpAgents | None = None
 
     async def start(self) -> None:
         """Open the control API and every device's listener, then start ticking.
@@ -94,6 +101,12 @@ class Simulator:
         Raises ``StartupError`` with a one-line reason if anything cannot listen.
         """
         loop = asyncio.get_running_loop()
+        responder = None
+        if self.config.snmp_agents:
+            try:  # before anything listens: a missing snmpsim is one line, at once
+                responder = find_responder(self.config.snmpsim)
+            except SnmpUnavailable as error:
+                raise StartupError(f"--snmp: {error}") from None
         self.network = network = NetworkState(self.devices, self.model, loop.time)
         self.servers = servers = DeviceServers(network, seed=self.config.seed)
         # Devices first: once the control API answers, every device listens.
@@ -116,6 +129,18 @@ class Simulator:
             raise StartupError(
                 f"cannot listen on {_url_host(host)}:{port} for the control API: {reason}"
             ) from error
+        if responder is not None:
+            endpoints = plan(
+                self.devices, self.model, self.config.snmp_agents, self.config.snmp_port
+            )
+            self.snmp = SnmpAgents(endpoints, responder)
+            try:
+                await self.snmp.start()
+            except SnmpUnavailable as error:
+                await self.stop()
+                raise StartupError(f"--snmp: {error}") from None
+            network.snmp = {e.device_id: e.describe() for e in endpoints}
+            network.version += 1  # the inventory's cached view now shows them
         self._ticker = asyncio.create_task(self._tick_forever())
         if self.config.mqtt_url:
             self.publisher = MqttPublisher(
@@ -123,6 +148,7 @@ class Simulator:
                 MqttTarget.parse(self.config.mqtt_url),
                 interval_s=self.config.mqtt_interval_s,
                 prefix=self.config.mqtt_prefix,
+                topics=self.config.mqtt_topics,
             )
             self._publishing = asyncio.create_task(self.publisher.run())
 
@@ -131,11 +157,18 @@ class Simulator:
         first, last = self.devices[0], self.devices[-1]
         span = first.address if len(self.devices) == 1 else f"{first.address}-{last.address}"
         noun = "device" if len(self.devices) == 1 else "devices"
-        return (
+        line = (
             f"simulator: {len(self.devices)} {noun} on {span}:{self.config.port}, control API "
             f"http://{_url_host(self.config.bind_host)}:{self.config.bind_port} "
             f"(seed {self.config.seed})"
         )
+        if self.snmp is not None:
+            agents = len(self.snmp.endpoints)
+            line += (
+                f"; SNMP v2c on {agents} {'device' if agents == 1 else 'devices'} at UDP "
+                f"port {self.config.snmp_port}, community = device name (see /inventory)"
+            )
+        return line
 
     async def _tick_forever(self) -> None:
         assert self.network is not None and self.servers is not None
@@ -163,6 +196,9 @@ class Simulator:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
+        if self.snmp is not None:
+            await self.snmp.stop()
+            self.snmp = None
         if self.servers is not None:
             await self.servers.close()
         if self._runner is not None:

@@ -160,6 +160,9 @@ def start_stack(data_dir: Path, *, devices: int = 16, interval: float = 1.0) -> 
             str(interval),
             "--sim-address-base",
             _address_base(),
+            # No MQTT ingester even when a broker runs here: stacks stay alike everywhere
+            # (tests/integration/mqtt/test_run_mqtt.py covers run with a broker).
+            "--no-mqtt",
         ],
         env=stack_env(data_dir),
         stdout=log,

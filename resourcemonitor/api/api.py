@@ -12,6 +12,7 @@ from resourcemonitor.api import (
     events,
     incidents,
     ingest,
+    metrics_series,
     slo,
     summary,
     system,
@@ -36,6 +37,7 @@ api = SecuredNinjaAPI(
 # Before devices: its fixed path must win over /devices/{device_id}.
 api.add_router("", timetravel.router)
 api.add_router("", devices.router)
+api.add_router("", metrics_series.router)
 api.add_router("", events.router)
 api.add_router("", summary.router)
 api.add_router("", ingest.router)

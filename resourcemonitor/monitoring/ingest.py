@@ -16,8 +16,10 @@ a new check "new" until its first ping.
 
 Limits, on purpose:
 
-- ``metrics`` are validated (names → finite numbers) but not stored yet: no table holds
-  them. They are counted in the result so callers can see they arrived.
+- ``metrics`` (names → finite numbers) are stored as ``DeviceMetric`` rows at the report's
+  time (``monitoring.metricstore``), in the same transaction as the sample. MQTT telemetry
+  (``record_telemetry``) stores metrics only: no sample, no state change, and any check
+  method is accepted (a pinged device may still publish its CPU).
 - The flap history restarts on every call (it lives in the collector's memory only), so a
   push device is flagged flapping only within one batch.
 - A report older than the device's last applied one is kept as a sample but does not move
@@ -37,6 +39,7 @@ from django.utils import timezone
 
 from resourcemonitor.inventory.models import CheckMethod, Device
 from resourcemonitor.monitoring.collector.state import DOWNISH, Topology, TrackedState
+from resourcemonitor.monitoring.metricstore import MetricRow, rows_for, write_metrics
 from resourcemonitor.monitoring.models import DeviceState
 from resourcemonitor.monitoring.probes.base import ProbeResult
 from resourcemonitor.monitoring.status import Status
@@ -310,17 +313,18 @@ def record_reports(
         states = _load_states({device.id for _, _, device in ordered}, now)
         topology: tuple[Topology, dict[int, str]] | None = None
         out = Batch()
+        metric_rows: list[MetricRow] = []
         seen_keys: set[tuple[int, int]] = set()
         for at, index, device in ordered:
             report = reports[index]
             state = states[device.id]
             t_ms = int(at.timestamp() * 1000)
             result.accepted += 1
-            result.metrics += len(report.metrics)
             if (t_ms, device.id) in seen_keys:
                 result.duplicates += 1  # same device, same millisecond: one sample
                 continue
             seen_keys.add((t_ms, device.id))
+            metric_rows.extend(rows_for(t_ms, device.id, dict(report.metrics)))
             probe_result = _as_probe_result(report)
             latency_us = None
             if report.ok and report.latency_ms is not None:
@@ -342,11 +346,43 @@ def record_reports(
                 topology[1][device.id] = state.status
             out.add(sample, StateRow.of(device.id, state), events)
         written = write_batch(out)
+        result.metrics = write_metrics(metric_rows)
     result.samples = written.samples_inserted
     result.duplicates += written.samples_ignored
     result.events = written.events
     result.statuses = {devices[r.device].name: states[devices[r.device].id].status for r in reports}
     return result
+
+
+def record_telemetry(
+    items: Sequence[tuple[int | str, datetime, Mapping[str, float]]],
+) -> tuple[int, list[int | str]]:
+    """Store metrics-only reports ``(device name or id, at, metrics)`` (MQTT telemetry).
+
+    Returns the rows stored and the devices that are unknown (their metrics are dropped;
+    the caller counts them as bad). Paused devices are skipped too: nobody reads them.
+    """
+    wanted = [device for device, _, _ in items]
+    names = {d for d in wanted if isinstance(d, str)}
+    ids = {d for d in wanted if isinstance(d, int)}
+    found: dict[int | str, int] = {}
+    query = Device.objects.none()
+    if ids:
+        query = query | Device.objects.filter(id__in=ids)
+    if names:
+        query = query | Device.objects.filter(name__in=names)
+    for device_id, name, enabled in query.values_list("id", "name", "enabled"):
+        if enabled:
+            found[device_id] = found[name] = device_id
+    rows: list[MetricRow] = []
+    unknown: list[int | str] = []
+    for device, at, metrics in items:
+        known = found.get(device)
+        if known is None:
+            unknown.append(device)
+            continue
+        rows.extend(rows_for(int(at.timestamp() * 1000), known, dict(metrics)))
+    return write_metrics(rows), unknown
 
 
 def _as_probe_result(report: Report) -> ProbeResult:

@@ -15,6 +15,8 @@ Cardinality, per scrape (documented in docs/operations.md):
   (18 series a device: 180,000 at 10,000 devices) only with
   ``RESMON_METRICS_DEVICE_HISTOGRAMS=true``.
 - per running component (web workers, collectors, ingesters, simulator): about 15.
+- per device with recent metrics (SNMP, push telemetry): at most 7 fixed families
+  (``monitoring.metricstore.EXPORTED``); names devices push freely are never exported.
 
 Everything is O(devices): one query over devices and their state, one over the current
 hour's rollups, one over the last minute of failed samples, one over heartbeats.
@@ -36,6 +38,7 @@ from django.utils import timezone
 
 from resourcemonitor.api.listing import fetch_rows, row_clock
 from resourcemonitor.inventory.models import Device
+from resourcemonitor.monitoring import metricstore
 from resourcemonitor.monitoring.freshness import effective_status
 from resourcemonitor.monitoring.models import (
     HISTOGRAM_COLUMNS,
@@ -587,6 +590,7 @@ def render(*, now: datetime | None = None, using: str = "default") -> str:
     write_recent_failures(out, now, using)
     write_components(out, now, using)
     write_slos(out, now, using)
+    metricstore.write_exposition(out, using)  # issue 7: bounded per-device metrics
     out.family(
         "resmon_metrics_render_seconds",
         "gauge",

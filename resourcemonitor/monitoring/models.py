@@ -65,6 +65,50 @@ class Sample(models.Model):
         return f"{self.device_id}@{self.t}: {'ok' if self.ok else self.error}"
 
 
+class DeviceMetric(models.Model):
+    """One named number a device reported or a probe measured (CPU %, octet rates, uptime).
+
+    Written by HTTP/MQTT ingest (a report's ``metrics``, MQTT telemetry) and the collector's
+    SNMP probe (``monitoring.metricstore``); pruned with the raw samples
+    (``RESMON_RETENTION_RAW_DAYS``). Not managed by Django: like ``Sample``, a time-first key
+    without a rowid on SQLite (about 36 bytes a row, 24 more for the ``(device_id, t)``
+    index of the per-device reads; measured at 360,000 rows; migration 0006). ``t`` is
+    milliseconds since the Unix epoch, UTC.
+    """
+
+    pk = models.CompositePrimaryKey("t", "device", "name")
+    t = models.BigIntegerField()
+    device = models.ForeignKey(Device, on_delete=models.DO_NOTHING, db_constraint=False)
+    name = models.CharField(max_length=100)
+    value = models.FloatField()
+
+    class Meta:
+        managed = False
+        db_table = "monitoring_devicemetric"
+
+    def __str__(self) -> str:
+        return f"{self.device_id}@{self.t}: {self.name}={self.value:g}"
+
+
+class DeviceMetricLatest(models.Model):
+    """The newest value of each exported metric name per device, for /metrics.
+
+    Upserted next to every ``DeviceMetric`` row whose name /metrics exports
+    (``metricstore.EXPORTED``: a fixed handful), so a scrape reads at most that many rows a
+    device instead of scanning the recent history.
+    """
+
+    pk = models.CompositePrimaryKey("device", "name")
+    # No index of its own: the primary key starts with the device.
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="+", db_index=False)
+    name = models.CharField(max_length=100)
+    t = models.BigIntegerField()
+    value = models.FloatField()
+
+    def __str__(self) -> str:
+        return f"{self.device_id}: {self.name}={self.value:g}"
+
+
 # Latency histogram buckets (upper bounds, milliseconds), log-spaced so percentiles
 # survive aggregation across rollups. The last bucket is everything slower.
 LATENCY_BUCKETS_MS: tuple[float, ...] = (
@@ -88,10 +132,14 @@ HISTOGRAM_COLUMNS = tuple(f"h{i}" for i in range(len(LATENCY_BUCKETS_MS) + 1))
 
 
 class Rollup(models.Model):
-    """Per-device aggregates over a fixed bucket (60 s or 3600 s), kept for months.
+    """Per-device aggregates over a fixed UTC bucket: a minute, an hour or a day.
 
-    Maintained incrementally by the writer (additive columns, so an upsert merges), never
-    by scanning raw history on a page load. ``bucket`` is the bucket start, epoch seconds.
+    ``resolution`` is the bucket length in seconds (60, 3600 or 86400) and ``bucket`` its
+    start, epoch seconds. Maintained incrementally by the writer (additive columns, so an
+    upsert merges; ``monitoring.rollups``), never by scanning raw history on a page load:
+    a minute's hour and day rows are written with it, in one transaction, so an hour row is
+    the sum of its minutes and a day row the sum of its hours. Minute rows are kept for
+    weeks, hour and day rows for months (``monitoring.retention``).
     """
 
     pk = models.CompositePrimaryKey("device", "resolution", "bucket")
@@ -158,9 +206,13 @@ class Event(models.Model):
 
 
 class HeartbeatQuerySet(models.QuerySet["Heartbeat"]):
+    def running(self) -> HeartbeatQuerySet:
+        """Without the components that said, in their last beat, that they stopped."""
+        return self.exclude(info__has_key=Heartbeat.STOPPED)
+
     def alive(self, component: str | None = None) -> HeartbeatQuerySet:
         cutoff = timezone.now() - timedelta(seconds=settings.RESMON_HEARTBEAT_STALE_S)
-        qs = self.filter(last_seen_at__gte=cutoff)
+        qs = self.running().filter(last_seen_at__gte=cutoff)
         return qs.filter(component=component) if component else qs
 
 
@@ -173,6 +225,9 @@ class Heartbeat(models.Model):
     started_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(default=timezone.now, db_index=True)
     info = models.JSONField(default=dict, blank=True)
+
+    # Set in ``info`` by a component's last beat on a clean stop (SIGTERM, --once).
+    STOPPED = "stopped"
 
     objects = HeartbeatQuerySet.as_manager()
 

@@ -30,6 +30,8 @@ def resmon(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
         ["simulate", "-d", "abc"],
         ["simulate", "--bind", "nohost"],
         ["simulate", "--bind", "127.0.0.1:99999"],
+        ["simulate", "-d", "2", "--snmp", "3"],
+        ["simulate", "--mqtt-topics", "everything"],
     ],
 )
 def test_simulate_rejects_bad_flags_with_one_line_and_exit_2(args: list[str], tmp_path: Path):
@@ -46,6 +48,8 @@ def test_simulate_rejects_bad_flags_with_one_line_and_exit_2(args: list[str], tm
         ["run", "--devices", "-1"],
         ["run", "--bind", "nohost"],
         ["run", "--interval", "0"],
+        ["run", "--mqtt", "http://broker:1883"],
+        ["run", "--no-mqtt", "--sim-mqtt"],
         ["web", "--bind", "127.0.0.1:0"],
     ],
 )

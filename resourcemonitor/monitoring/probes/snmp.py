@@ -14,9 +14,10 @@ the CPU load:
 - CPU: the average ``hrProcessorLoad`` (HOST-RESOURCES-MIB), else Cisco's
   ``cpmCPUTotal5minRev``; absent when the agent has neither.
 
-The metrics ride on the result (``SnmpResult.metrics``); there is no metrics table yet,
-so they are not stored. Numeric OIDs only: no MIB is loaded or compiled at run time.
-Previous values (for reboots and rates) live in memory per device.
+The metrics ride on the result (``SnmpResult.metrics``); the collector stores them as
+``DeviceMetric`` rows (``monitoring.metricstore``; ``GET /api/v1/devices/{id}/metrics``)
+and /metrics exports the latest of each. Numeric OIDs only: no MIB is loaded or compiled
+at run time. Previous values (for reboots and rates) live in memory per device.
 """
 
 from __future__ import annotations

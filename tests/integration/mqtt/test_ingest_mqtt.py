@@ -18,7 +18,7 @@ from django.db import connection
 
 from resourcemonitor.inventory.models import CheckMethod, Device
 from resourcemonitor.monitoring.management.commands.ingest_mqtt import BrokerUrl, MqttIngester
-from resourcemonitor.monitoring.models import DeviceState, Sample
+from resourcemonitor.monitoring.models import DeviceMetric, DeviceState, Sample
 from resourcemonitor.monitoring.status import Status
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -49,6 +49,7 @@ def no_samples_left_over():
     # leaves its rows behind while device ids are reused.
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM monitoring_sample")
+        cursor.execute("DELETE FROM monitoring_devicemetric")
 
 
 @pytest.fixture
@@ -113,6 +114,11 @@ def test_status_messages_are_recorded_and_bad_ones_counted(prefix):
     assert (state.status, state.latency_ms) == (Status.UP, 7.0)
     assert Sample.objects.filter(device=sensor).count() == 1
     assert not Sample.objects.exclude(device=sensor).exists()
+    # The good telemetry message is stored as a metric; the bad one is not.
+    assert list(DeviceMetric.objects.values_list("device_id", "name", "value")) == [
+        (sensor.id, "cpu", 0.25)
+    ]
+    assert ingester.metrics_total == 1
 
 
 def test_a_shared_subscription_splits_messages_between_ingesters(prefix):
@@ -237,3 +243,7 @@ def test_the_simulator_publishes_and_push_devices_follow_it(prefix):
     root = DeviceState.objects.get(device__name=simulator.devices[0].name)
     assert root.status == Status.DOWN
     assert "simulated outage" in root.last_error
+    # Telemetry became per-device metrics: CPU, memory and uptime of every device.
+    stored = set(DeviceMetric.objects.values_list("device__name", "name"))
+    assert {(d.name, "cpu_percent") for d in simulator.devices} <= stored
+    assert {(d.name, "uptime_s") for d in simulator.devices} <= stored

@@ -152,6 +152,7 @@ def test_inventory_and_detail_shapes(sim: SimulatorProcess) -> None:
         "failure_mode",
         "forced",
         "latency_ms",
+        "snmp",
     ]
     assert {device["kind"] for device in inventory} == {
         "router",

@@ -34,6 +34,17 @@ def test_every_device_publishes_status_and_telemetry():
     assert telemetry["uptime_s"] == 0.0
 
 
+def test_topics_can_be_limited_to_telemetry_or_status():
+    net = network()
+    telemetry = device_messages(net, prefix="lab", topics="telemetry")
+    assert [topic.rsplit("/", 1)[1] for topic, _ in telemetry] == ["telemetry"] * 4
+    status = device_messages(net, prefix="lab", topics="status")
+    assert [topic.rsplit("/", 1)[1] for topic, _ in status] == ["status"] * 4
+    assert parse_args(["--mqtt-topics", "telemetry"]).mqtt_topics == "telemetry"
+    with pytest.raises(UsageError, match="--mqtt-topics must be one of both, status, telemetry"):
+        parse_args(["--mqtt-topics", "all"])
+
+
 def test_broker_urls():
     assert MqttTarget.parse("mqtt://127.0.0.1") == MqttTarget("127.0.0.1", 1883)
     assert MqttTarget.parse("mqtts://u:p%40ss@broker:8884") == MqttTarget(

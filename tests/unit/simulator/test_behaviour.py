@@ -294,7 +294,9 @@ def test_detail_and_feed_shapes() -> None:
         "failure_mode",
         "forced",
         "latency_ms",
+        "snmp",
     }
+    assert detail["snmp"] is None  # no SNMP agents unless --snmp asks
     feed = network.feed()
     assert [set(entry) for entry in feed] == [{"id", "name", "ip_address", "status"}] * 16
     assert all(isinstance(entry["status"], bool) for entry in feed)

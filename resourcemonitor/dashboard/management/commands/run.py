@@ -3,6 +3,11 @@
 Migrates, starts the simulator, registers its devices, starts the collector, the alert
 worker and the web as separate child processes (so each fails on its own), restarts a
 child that dies, and stops everything on Ctrl-C or SIGTERM.
+
+MQTT: when a broker answers at ``--mqtt`` (default ``RESMON_MQTT_URL``,
+mqtt://127.0.0.1:1883), ``resmon ingest-mqtt`` runs as one more child; when none answers,
+one line says so and the rest runs without it. ``--sim-mqtt`` also has the simulator
+publish its devices' telemetry (CPU, memory, uptime) there, stored as per-device metrics.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,13 +24,25 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from resourcemonitor.inventory.demo import fetch_simulator_inventory, register_simulated_network
+from resourcemonitor.monitoring.management.commands.ingest_mqtt import BrokerUrl
 from resourcemonitor.netaddr import BindError, parse_bind
 
 RESTART_BACKOFF_MAX_S = 30.0
+BROKER_CONNECT_TIMEOUT_S = 1.0
+
+
+def broker_answers(broker: BrokerUrl, timeout: float = BROKER_CONNECT_TIMEOUT_S) -> bool:
+    """Whether something accepts TCP connections at the broker's address."""
+    try:
+        with socket.create_connection((broker.host, broker.port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 @dataclass
@@ -91,6 +109,21 @@ class Command(BaseCommand):
             default="127.10.0.1",
             help="loopback address of the first simulated device (one address per device)",
         )
+        parser.add_argument(
+            "--mqtt",
+            metavar="URL",
+            help="MQTT broker for `resmon ingest-mqtt` (default RESMON_MQTT_URL); it runs "
+            "only when the broker answers",
+        )
+        parser.add_argument(
+            "--no-mqtt", action="store_true", help="do not start `resmon ingest-mqtt`"
+        )
+        parser.add_argument(
+            "--sim-mqtt",
+            action="store_true",
+            help="the simulator also publishes its devices' telemetry to the broker "
+            "(stored as per-device metrics)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         devices: int = options["devices"]
@@ -104,6 +137,20 @@ class Command(BaseCommand):
             sim_host, sim_port = parse_bind(options["sim_bind"], loopback_only=True)
         except BindError as exc:
             raise CommandError(f"bind address: {exc}") from None
+        mqtt_url = None if options["no_mqtt"] else options["mqtt"] or settings.RESMON_MQTT_URL
+        if options["sim_mqtt"] and mqtt_url is None:
+            raise CommandError("--sim-mqtt needs a broker: drop --no-mqtt")
+        if mqtt_url is not None:
+            try:
+                broker = BrokerUrl.parse(mqtt_url)
+            except ValueError as exc:
+                raise CommandError(f"--mqtt: {exc}") from None
+            if not broker_answers(broker):
+                self.stdout.write(
+                    f"MQTT: no broker answers at {broker.host}:{broker.port}; running without "
+                    "ingest-mqtt (start one, or pass --mqtt URL)"
+                )
+                mqtt_url = None
 
         call_command("migrate", verbosity=0, interactive=False)
         env = dict(os.environ)
@@ -135,6 +182,12 @@ class Command(BaseCommand):
                         f"{sim_host}:{sim_port}",
                         "--address-base",
                         options["sim_address_base"],
+                        # Its devices are HTTP-checked: status over MQTT would be refused.
+                        *(
+                            ["--mqtt", mqtt_url, "--mqtt-topics", "telemetry"]
+                            if options["sim_mqtt"] and mqtt_url
+                            else []
+                        ),
                     ],
                     env,
                 )
@@ -153,7 +206,17 @@ class Command(BaseCommand):
                 env,
             )
             alerts = Child("alerts", [python, "-m", "resourcemonitor", "alerts"], env)
-            for child in (collector, alerts, web):
+            started = [collector, alerts, web]
+            if mqtt_url is not None:
+                # Through the environment: a password in the URL stays out of `ps`.
+                ingester = Child(
+                    "ingest-mqtt",
+                    [python, "-m", "resourcemonitor", "ingest-mqtt"],
+                    {**env, "RESMON_MQTT_URL": mqtt_url},
+                )
+                started.insert(2, ingester)
+                self.stdout.write(f"MQTT: ingesting from {broker.host}:{broker.port}")
+            for child in started:
                 child.start()
                 children.append(child)
             _wait_for_http(f"http://{web_host}:{web_port}/healthz", timeout=60, child=web)
@@ -162,7 +225,8 @@ class Command(BaseCommand):
             )
             self.stdout.write(
                 "The dashboard is public in this demo; to make changes, create a user with "
-                "'resmon createsuperuser' and log in at /admin/. Ctrl-C stops everything."
+                f"'resmon createsuperuser' and log in at http://{web_host}:{web_port}/login/. "
+                "Ctrl-C stops everything."
             )
             self.stdout.flush()
             while not stopping:

@@ -6,8 +6,9 @@ split the messages between them instead of each recording every one.
 
 - ``<prefix>/<device name>/status``: ``{"ok": bool, "latency_ms"?, "ts"?, "metrics"?,
   "error"?}``, recorded like ``POST /api/v1/ingest`` (same validator, same state machine).
-- ``<prefix>/<device name>/telemetry``: ``{name: number, ...}``; validated and counted.
-  Metrics have no table yet, so they are not stored (see ``monitoring.ingest``).
+- ``<prefix>/<device name>/telemetry``: ``{name: number, ..., "ts"?: iso}``; validated
+  and stored as per-device metrics (``DeviceMetric``) for any known, enabled device,
+  whatever its check method; no sample, no state change (``ingest.record_telemetry``).
 
 A bad payload (not JSON, wrong fields, unknown or non-push device) is counted and logged,
 never fatal. A lost broker is retried with exponential backoff (1 s doubling to 30 s,
@@ -28,8 +29,10 @@ import random
 import signal
 import socket
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -44,6 +47,7 @@ from resourcemonitor.monitoring.ingest import (
     Report,
     parse_report,
     record_reports,
+    record_telemetry,
 )
 from resourcemonitor.monitoring.models import Heartbeat
 
@@ -98,9 +102,11 @@ class MqttIngester:
         self.group = group
         self.instance = f"ingester@{socket.gethostname()}:{os.getpid()}"
         self.pending: list[Report] = []
+        self.pending_telemetry: list[tuple[int | str, datetime, Mapping[str, float]]] = []
         self.received_total = 0
         self.recorded_total = 0
         self.telemetry_total = 0
+        self.metrics_total = 0
         self.bad_total = 0
         self.reconnects_total = 0
         self.connected = asyncio.Event()
@@ -141,12 +147,17 @@ class MqttIngester:
         except (ValueError, UnicodeDecodeError):
             return self._bad(topic, "payload is not JSON")
         if kind == "telemetry":
-            data = {"device": device, "ok": True, "metrics": data}
+            ts = None
+            if isinstance(data, dict) and isinstance(data.get("ts"), str):
+                data = dict(data)
+                ts = data.pop("ts")
             try:
-                parse_report(data)
+                telemetry = parse_report({"device": device, "ok": True, "metrics": data, "ts": ts})
             except IngestError as exc:
                 return self._bad(topic, str(exc))
             self.telemetry_total += 1
+            at = telemetry.ts or timezone.now()
+            self.pending_telemetry.append((device, at, telemetry.metrics))
             return True
         if not isinstance(data, dict):
             return self._bad(topic, "payload must be a JSON object")
@@ -174,6 +185,14 @@ class MqttIngester:
             log.debug("bad MQTT message on %s: %s", topic[:200], reason[:300])
         return False
 
+    def record_metrics(self, items: list[tuple[int | str, datetime, Mapping[str, float]]]) -> int:
+        """Store telemetry (database thread); an unknown device's is counted as bad."""
+        close_old_connections()
+        stored, unknown = record_telemetry(items)
+        for device in unknown:
+            self._bad(f"{self.prefix}/{device}/telemetry", f"device: unknown device {device!r}")
+        return stored
+
     def record(self, reports: list[Report]) -> int:
         """Record a batch (database thread). A bad device rejects only its own reports."""
         close_old_connections()
@@ -190,10 +209,19 @@ class MqttIngester:
         return recorded
 
     async def flush(self) -> int:
+        loop = asyncio.get_running_loop()
+        if self.pending_telemetry:
+            items, self.pending_telemetry = self.pending_telemetry, []
+            try:
+                self.metrics_total += await loop.run_in_executor(
+                    self._db, self.record_metrics, items
+                )
+            except DatabaseError as exc:
+                log.warning("could not store telemetry of %d messages: %s", len(items), exc)
+                self.pending_telemetry = (items + self.pending_telemetry)[-100 * FLUSH_MAX :]
         if not self.pending:
             return 0
         reports, self.pending = self.pending, []
-        loop = asyncio.get_running_loop()
         try:
             recorded = await loop.run_in_executor(self._db, self.record, reports)
         except DatabaseError as exc:
@@ -211,6 +239,7 @@ class MqttIngester:
             "received_total": self.received_total,
             "recorded_total": self.recorded_total,
             "telemetry_total": self.telemetry_total,
+            "metrics_total": self.metrics_total,
             "bad_total": self.bad_total,
             "reconnects_total": self.reconnects_total,
             "pending": len(self.pending),
@@ -304,7 +333,7 @@ class MqttIngester:
                 elif not isinstance(payload, bytes | bytearray):
                     payload = json.dumps(payload).encode()
                 self.handle_message(message.topic.value, bytes(payload))
-                if len(self.pending) >= FLUSH_MAX:
+                if len(self.pending) + len(self.pending_telemetry) >= FLUSH_MAX:
                     await self.flush()
         self.connected.clear()
 
@@ -372,5 +401,6 @@ class Command(BaseCommand):
         info = ingester.info()
         self.stdout.write(
             f"ingest-mqtt: {info['recorded_total']} recorded, {info['telemetry_total']} "
-            f"telemetry, {info['bad_total']} bad, {info['reconnects_total']} reconnects"
+            f"telemetry ({info['metrics_total']} metrics stored), {info['bad_total']} bad, "
+            f"{info['reconnects_total']} reconnects"
         )
