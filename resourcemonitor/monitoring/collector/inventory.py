@@ -130,9 +130,9 @@ class Rendezvous:
         cutoff = timezone.now() - timedelta(seconds=self.heartbeat_s * self.dead_beats)
         live = [
             instance
-            for instance in Heartbeat.objects.filter(
-                component="collector", last_seen_at__gte=cutoff, info__shard=AUTO
-            ).values_list("instance", flat=True)
+            for instance in Heartbeat.objects.running()
+            .filter(component="collector", last_seen_at__gte=cutoff, info__shard=AUTO)
+            .values_list("instance", flat=True)
             if instance == self.me or not _dead_here(instance)
         ]
         return self.set_members(live)

@@ -3,7 +3,7 @@ hands every result to the writer thread.
 
 Its loop is made of small single-step methods that tests call directly (like
 healthchecks' ``sendalerts``): ``refresh_inventory()``, ``launch_due(now)``,
-``check_device(...)``, ``record_result(...)``, ``poll_feed(...)``, ``beat()``. The
+``launch_check(...)``, ``record_result(...)``, ``poll_feed(...)``, ``beat()``. The
 asyncio side holds the authoritative in-memory state of its devices (status, streaks,
 flap history) and applies the pure state machine; the writer only persists.
 
@@ -13,10 +13,12 @@ It never touches the ORM: every database operation goes through ``self.writer.ru
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import socket
 import time
+from collections import deque
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +48,7 @@ from resourcemonitor.monitoring.collector.inventory import (
 from resourcemonitor.monitoring.collector.scheduler import LagWindow, Scheduler
 from resourcemonitor.monitoring.collector.state import DOWNISH, Topology, TrackedState
 from resourcemonitor.monitoring.collector.writer import Writer, WriterStopped, default_spool
+from resourcemonitor.monitoring.metricstore import MetricRow, rows_for, write_metrics
 from resourcemonitor.monitoring.models import Heartbeat
 from resourcemonitor.monitoring.probes import PROBES, Probe, ProbeResult, errors
 from resourcemonitor.monitoring.storage import EventRow, SampleRow, StateRow
@@ -53,15 +56,23 @@ from resourcemonitor.monitoring.storage import EventRow, SampleRow, StateRow
 log = logging.getLogger("resourcemonitor.collector")
 
 HEARTBEAT_S = 5.0
+# Probe metrics (SNMP) are written at most this long after they were measured.
+METRICS_FLUSH_S = 1.0
 # On stop, checks in flight get this long to finish before they are cancelled
 # (a cancelled check writes nothing: no result is better than a made-up one).
 STOP_GRACE_S = 2.0
 NOT_IN_FEED = "not in the feed's last answer"
-# The scheduler wakes at most once per tick and starts everything due within it. Event
-# loop timers have millisecond resolution anyway; without a tick, 2,000 checks a second
-# with distinct due times meant several wake-ups (some early, by a fraction of a ms)
-# per check. A check may start up to one tick early or late; lag is counted from 0.
-SCHEDULER_TICK_S = 0.002
+# The scheduler wakes at most once per tick and starts everything due within it. Most
+# of a check's CPU is not Python but the wake-ups around it (epoll, the loop's own work,
+# cold caches after the other processes ran): 1,000 checks/s started 2 ms apart cost
+# ~256 us of the loop's thread each, started in 20 ms batches ~200 us (HTTP, 10,000
+# devices, bench/collector.py), and a batch of connects completes in one epoll wake-up.
+# 50 ms bought nothing more. A check may start up to one tick early or late; lag is
+# counted from 0.
+SCHEDULER_TICK_S = 0.02
+# Hard timeouts are enforced by one sweep timer, not a timer per check: a check is
+# cancelled at most this long after its timeout (see _Deadlines).
+TIMEOUT_RESOLUTION_S = 0.02
 
 
 @dataclass(slots=True)
@@ -71,6 +82,80 @@ class Tracked:
     config: DeviceConfig
     state: TrackedState
     in_flight: bool = False
+
+
+class _Check:
+    """One check in flight: what the done callback needs, and whether it timed out."""
+
+    __slots__ = ("collector", "due", "finished", "probe", "task", "timed_out", "tracked", "wall")
+
+    def __init__(self, collector: Collector, tracked: Tracked, probe: Probe, due: float) -> None:
+        self.collector = collector
+        self.tracked = tracked
+        self.probe = probe
+        self.due = due
+        self.wall = 0.0
+        self.task: asyncio.Task[ProbeResult] | None = None
+        self.timed_out = False
+        self.finished = False
+
+    def done(self, task: asyncio.Task[ProbeResult]) -> None:
+        self.collector._check_done(self, task)
+
+
+class _Deadlines:
+    """The hard timeout of every check in flight, on one timer.
+
+    ``asyncio.timeout`` per check (plus a Semaphore and a wrapping coroutine) was a
+    large share of the collector's per-check CPU: each arms and cancels an event-loop
+    timer. Checks start in time order, so for one timeout value their deadlines are in
+    order too: one FIFO per distinct timeout, and one timer armed at the earliest head,
+    at most every ``TIMEOUT_RESOLUTION_S``. A finished check stays in its FIFO until its
+    deadline passes (it is then skipped): O(1) per check, no search.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queues: dict[float, deque[tuple[float, _Check]]] = {}
+        self.handle: asyncio.TimerHandle | None = None
+        self.armed_at = 0.0
+
+    def add(self, check: _Check, deadline: float, timeout_s: float) -> None:
+        queue = self.queues.get(timeout_s)
+        if queue is None:
+            queue = self.queues[timeout_s] = deque()
+        queue.append((deadline, check))
+        if self.handle is None or deadline < self.armed_at - TIMEOUT_RESOLUTION_S:
+            self._arm(deadline)
+
+    def _arm(self, when: float) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+        self.armed_at = when
+        self.handle = self.loop.call_at(when, self.sweep)
+
+    def sweep(self) -> None:
+        self.handle = None
+        now = self.loop.time()
+        earliest: float | None = None
+        for timeout_s, queue in list(self.queues.items()):
+            while queue and queue[0][0] <= now:
+                _, check = queue.popleft()
+                if not check.finished and check.task is not None:
+                    check.timed_out = True
+                    check.task.cancel()
+            if not queue:
+                del self.queues[timeout_s]
+            elif earliest is None or queue[0][0] < earliest:
+                earliest = queue[0][0]
+        if earliest is not None:
+            self._arm(max(earliest, now + TIMEOUT_RESOLUTION_S))
+
+    def clear(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+        self.queues.clear()
 
 
 def default_instance(shard: Shard | Rendezvous) -> str:
@@ -120,9 +205,12 @@ class Collector:
         self.inventory_loaded = False
 
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Checks started and not finished; checks due but waiting for a free slot.
+        self._running = 0
+        self._waiting: deque[_Check] = deque()
+        self._deadlines: _Deadlines | None = None
         self._feeds_in_flight: set[int] = set()
         self._feed_errors: dict[int, str] = {}
-        self._semaphore: asyncio.Semaphore | None = None
         self._feed_session: aiohttp.ClientSession | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -130,6 +218,8 @@ class Collector:
         self._started = False
         self._warned_methods: set[str] = set()
         self._last_beat = (0.0, 0)
+        # Issue 7: probe metrics (SNMP), written with one writer call per METRICS_FLUSH_S.
+        self._metric_rows: list[MetricRow] = []
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -139,7 +229,7 @@ class Collector:
             return
         self._started = True
         self._loop = asyncio.get_running_loop()
-        self._semaphore = asyncio.Semaphore(self.concurrency)
+        self._deadlines = _Deadlines(self._loop)
         self.writer.start()
         for method, probe_class in PROBES.items():
             probe = probe_class(concurrency=self.concurrency)
@@ -156,14 +246,22 @@ class Collector:
     async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         """Stop scheduling, let checks in flight finish (briefly), flush, close."""
         self.request_stop()
+        # Checks still waiting for a slot never start (no result rather than a late one).
+        while self._waiting:
+            self._waiting.popleft().tracked.in_flight = False
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace_s)
             for task in pending:
                 task.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
+        if self._deadlines is not None:
+            self._deadlines.clear()
+        self.flush_metrics()
         if self._started and self.inventory_loaded:
-            await self.beat()  # the last numbers, e.g. for a --once run
+            # The last numbers (e.g. for a --once run), marked stopped: the other collectors
+            # take this one's devices over at their next heartbeat, not after it goes stale.
+            await self.beat(stopped=True)
         for probe in self.probes.values():
             await probe.close()
         self.probes.clear()
@@ -197,6 +295,11 @@ class Collector:
         try:
             await self._load_until_ready(deadline)
             if self.inventory_loaded:
+                # The long-lived objects (Django, the inventory: several per device) are
+                # set aside from the cyclic GC: its full collections walked them all again,
+                # a few % of the collector's CPU at 10,000 devices (py-spy, --native).
+                gc.collect()
+                gc.freeze()
                 log.info(
                     "collector %s: %d devices, %d feeds, shard %s, concurrency %d",
                     self.instance,
@@ -245,8 +348,7 @@ class Collector:
                     self.launch_check(tracked, now)
             for feed in list(self.feeds.values()):
                 self.launch_feed(feed)
-            while self._tasks:
-                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            await self.wait_idle()
         finally:
             await self.stop()
         return self.checks_total
@@ -389,7 +491,12 @@ class Collector:
         return started
 
     def launch_check(self, tracked: Tracked, due: float) -> bool:
-        """Start one check unless the previous one of this device is still running."""
+        """Start one check unless the previous one of this device is still running.
+
+        Beyond ``concurrency`` checks in flight it waits (first come, first served) for a
+        free slot; its hard timeout starts when it starts, so a check that waited is
+        late, never failed for being late.
+        """
         if tracked.in_flight:
             self.overruns_total += 1
             return False
@@ -397,43 +504,74 @@ class Collector:
         if probe is None:
             return False
         tracked.in_flight = True
-        self._track_task(self.check_device(tracked, probe, due))
+        check = _Check(self, tracked, probe, due)
+        if self._running < self.concurrency:
+            self._start_check(check)
+        else:
+            self._waiting.append(check)
         return True
+
+    def _start_check(self, check: _Check) -> None:
+        """One Task running the probe's coroutine; the result is taken in ``_check_done``.
+
+        No wrapping coroutine, Semaphore or ``asyncio.timeout``: a counter bounds the
+        concurrency and ``_Deadlines`` the time (the per-check plumbing they replace cost
+        nearly as much CPU as uvloop's connect itself: docs/scaling.md).
+        """
+        loop = self._loop or asyncio.get_running_loop()
+        if self._deadlines is None:
+            self._deadlines = _Deadlines(loop)
+        config = check.tracked.config
+        started = loop.time()
+        check.wall = time.time()
+        self.lag.add(started, started - check.due if started > check.due else 0.0)
+        self._running += 1
+        task = loop.create_task(check.probe.check(config))
+        check.task = task
+        self._tasks.add(task)
+        task.add_done_callback(check.done)
+        self._deadlines.add(check, started + config.timeout_s, config.timeout_s)
+
+    def _check_done(self, check: _Check, task: asyncio.Task[ProbeResult]) -> None:
+        check.finished = True
+        self._running -= 1
+        self._tasks.discard(task)
+        tracked = check.tracked
+        config = tracked.config
+        try:
+            if task.cancelled():
+                if not check.timed_out:
+                    return  # cancelled by stop(): a cancelled check writes nothing
+                result = ProbeResult.failure(errors.TIMEOUT, timeout=config.timeout_s)
+            else:
+                exc = task.exception()
+                if exc is None:
+                    result = task.result()
+                elif isinstance(exc, TimeoutError):
+                    result = ProbeResult.failure(errors.TIMEOUT, timeout=config.timeout_s)
+                else:  # a probe bug must not stop the collector
+                    self.errors_total += 1
+                    log.warning("probe %s crashed on device %d: %r", config.method, config.id, exc)
+                    result = ProbeResult.failure(errors.ERROR, detail=errors.exception_detail(exc))
+            self.checks_total += 1
+            if self.devices.get(config.id) is tracked:
+                self.record_result(tracked, result, check.wall)
+        finally:
+            tracked.in_flight = False
+            waiting = self._waiting
+            while waiting and self._running < self.concurrency and not self._stopping:
+                self._start_check(waiting.popleft())
+
+    async def wait_idle(self) -> None:
+        """Until no check is in flight or waiting for a slot (and no feed poll runs)."""
+        # Once stopping, waiting checks never start: do not wait for them.
+        while self._tasks or (self._waiting and not self._stopping):
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def _track_task(self, coroutine: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def check_device(self, tracked: Tracked, probe: Probe, due: float) -> None:
-        """Wait for a slot, probe under the hard timeout, record the result.
-
-        The timeout starts when the probe starts, not at the due time: a check that
-        waited for a slot is late, never failed for being late.
-        """
-        config = tracked.config
-        assert self._semaphore is not None
-        loop = asyncio.get_running_loop()
-        try:
-            async with self._semaphore:
-                started = loop.time()
-                wall = time.time()
-                self.lag.add(started, max(0.0, started - due))
-                try:
-                    async with asyncio.timeout(config.timeout_s):
-                        result = await probe.check(config)
-                except TimeoutError:
-                    result = ProbeResult.failure(errors.TIMEOUT, timeout=config.timeout_s)
-                except Exception as exc:  # a probe bug must not stop the collector
-                    self.errors_total += 1
-                    log.warning("probe %s crashed on device %d: %r", config.method, config.id, exc)
-                    detail = errors.exception_detail(exc)
-                    result = ProbeResult.failure(errors.ERROR, detail=detail)
-            self.checks_total += 1
-            if self.devices.get(config.id) is tracked:
-                self.record_result(tracked, result, wall)
-        finally:
-            tracked.in_flight = False
 
     def record_result(self, tracked: Tracked, result: ProbeResult, wall: float) -> None:
         """Apply the state machine, then queue the sample, the state and any events."""
@@ -460,8 +598,35 @@ class Collector:
         for note in getattr(result, "notes", ()):
             events = (*events, EventRow(config.id, now, status, status, note[:300]))
         self.writer.put(sample, StateRow.of(config.id, tracked.state), events)
+        metrics = getattr(result, "metrics", None)
+        if metrics:
+            self.queue_metrics(rows_for(int(wall * 1000), config.id, metrics))
         if change is not None and change.to_status in DOWNISH:
             self._cascade_unreachable(config.id, now)
+
+    def queue_metrics(self, rows: list[MetricRow]) -> None:
+        """Batch metric rows; the first of a batch schedules its write a moment later.
+
+        Apart from the writer's batches (a separate call, not part of ``write_batch``), so
+        the hot path for samples stays as it is. Best effort: a write that fails (storage
+        away) is logged and dropped, not spooled.
+        """
+        self._metric_rows.extend(rows)
+        if len(self._metric_rows) == len(rows) and self._loop is not None:
+            self._loop.call_later(METRICS_FLUSH_S, self.flush_metrics)
+
+    def flush_metrics(self) -> None:
+        if not self._metric_rows:
+            return
+        rows, self._metric_rows = self._metric_rows, []
+        future = self.writer.call(write_metrics, rows)
+
+        def done(finished: Any) -> None:
+            error = finished.exception()
+            if error is not None:
+                log.warning("could not store %d metric rows: %s", len(rows), error)
+
+        future.add_done_callback(done)
 
     def _cascade_unreachable(self, device_id: int, now: datetime) -> None:
         """Descendants already down are unreachable now that an ancestor is down."""
@@ -567,7 +732,7 @@ class Collector:
             "devices": len(self.devices),
             "scheduled": len(self.scheduler),
             "feeds": len(self.feeds),
-            "in_flight": len(self._tasks),
+            "in_flight": len(self._tasks) + len(self._waiting),
             "queue_depth": self.writer.queue_depth,
             "write_ms": round(self.writer.last_write_ms, 1),
             "errors_total": self.errors_total + self.writer.errors_total,
@@ -637,8 +802,10 @@ class Collector:
             log.info("collectors now %s: taking my share", ", ".join(shard.members))
             await self.refresh_inventory()
 
-    async def beat(self) -> None:
+    async def beat(self, *, stopped: bool = False) -> None:
         info = self.heartbeat_info()
+        if stopped:
+            info[Heartbeat.STOPPED] = True
         try:
             await self.writer.run(
                 Heartbeat.beat, component="collector", instance=self.instance, info=info

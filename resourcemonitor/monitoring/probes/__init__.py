@@ -5,7 +5,7 @@ Feed devices are not probed: their status arrives with the feed (``collector.fee
 
 from __future__ import annotations
 
-from resourcemonitor.monitoring.probes.base import CheckTarget, Probe, ProbeResult
+from resourcemonitor.monitoring.probes.base import CheckTarget, Probe, ProbeResult, ProbeTarget
 from resourcemonitor.monitoring.probes.http import HttpProbe
 from resourcemonitor.monitoring.probes.icmp import IcmpProbe
 from resourcemonitor.monitoring.probes.snmp import SnmpProbe
@@ -25,6 +25,7 @@ __all__ = [
     "IcmpProbe",
     "Probe",
     "ProbeResult",
+    "ProbeTarget",
     "SnmpProbe",
     "TcpProbe",
 ]

@@ -3,8 +3,10 @@
 Like healthchecks' ``transports.py``: each probe is a class with one job, registered by
 name in ``PROBES``. The collector creates one instance of each per process (so the HTTP
 probe can share one connection pool), calls ``start()``, then ``check(target)`` many
-times concurrently, and ``close()`` at the end. The collector wraps every ``check`` in a
-hard timeout of its own; probes may use a timeout internally but never rely on it.
+times concurrently, and ``close()`` at the end. The collector runs every ``check`` as
+one Task and cancels it at its hard timeout (``collector.runner``); a probe must let that
+cancellation through (cleaning up on the way) and may use a timeout internally but never
+rely on it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,20 @@ class CheckTarget(Protocol):
     def body_match(self) -> str: ...
     @property
     def timeout_s(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeTarget:
+    """A bare ``CheckTarget`` for a probe used on its own (a one-off check, a benchmark,
+    a test); the collector passes its ``DeviceConfig`` instead."""
+
+    address: str = "127.0.0.1"
+    port: int | None = None
+    path: str = ""
+    tls: bool = False
+    expect_status: int = 200
+    body_match: str = ""
+    timeout_s: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

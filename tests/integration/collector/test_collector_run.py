@@ -90,6 +90,7 @@ def test_up_down_and_unreachable_with_events_and_samples_on_schedule(
 
     beat = Heartbeat.objects.get(component="collector")
     assert beat.info["devices"] == 5
+    assert beat.info[Heartbeat.STOPPED] is True  # its last beat, so others take over at once
     assert set(beat.info) >= {
         "checks_per_s",
         "lag_p50_ms",

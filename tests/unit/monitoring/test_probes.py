@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import socket
 import ssl
 import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from icmplib.exceptions import SocketPermissionError
 
-from resourcemonitor.monitoring.probes import PROBES, HttpProbe, IcmpProbe, ProbeResult, TcpProbe
+from resourcemonitor.monitoring.probes import (
+    PROBES,
+    HttpProbe,
+    IcmpProbe,
+    ProbeResult,
+    ProbeTarget,
+    TcpProbe,
+)
 from resourcemonitor.monitoring.probes import errors as codes
 from resourcemonitor.monitoring.probes.http import build_url, classify_client_error
 from tests.unit.monitoring.helpers import (
@@ -30,15 +35,8 @@ from tests.unit.monitoring.helpers import (
 pytestmark = pytest.mark.timeout(30)
 
 
-@dataclass(frozen=True)
-class Target:
-    address: str = "127.0.0.1"
-    port: int | None = None
-    path: str = "/health"
-    tls: bool = False
-    expect_status: int = 200
-    body_match: str = ""
-    timeout_s: float = 0.5
+# The simulator's health check, with a short timeout: these servers answer at once.
+Target = functools.partial(ProbeTarget, path="/health", timeout_s=0.5)
 
 
 async def http_check(target: Target) -> ProbeResult:
@@ -235,7 +233,11 @@ def test_http_invalid_url_is_an_error_result() -> None:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="raw ICMP sockets need root here")
 async def test_icmp_echo_on_loopback() -> None:
-    result = await IcmpProbe().check(Target(address="127.0.0.1", timeout_s=1.0))
+    probe = IcmpProbe()
+    try:
+        result = await probe.check(Target(address="127.0.0.1", timeout_s=1.0))
+    finally:
+        await probe.close()
     assert result.ok and result.latency_ms is not None
 
 
@@ -244,14 +246,4 @@ async def test_icmp_unresolvable_name_is_dns() -> None:
     assert result.error in {codes.DNS, codes.ICMP_PERMISSION}
 
 
-async def test_icmp_permission_error_is_classified_not_raised(monkeypatch) -> None:
-    # The socket's permission check is the OS's; we cannot drop root inside a test, so
-    # make icmplib's socket constructor fail the way it does for a non-root user.
-    icmplib_ping = sys.modules["icmplib.ping"]
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise SocketPermissionError(privileged=True)
-
-    monkeypatch.setattr(icmplib_ping, "ICMPv4Socket", refuse)
-    result = await IcmpProbe().check(Target(address="127.0.0.1", timeout_s=1.0))
-    assert result.error == codes.ICMP_PERMISSION
+# The shared socket, id/sequence matching and the permission fallback: tests/unit/probes/test_icmp.py

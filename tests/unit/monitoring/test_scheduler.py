@@ -162,7 +162,6 @@ def config(device_id: int, **changes: Any) -> DeviceConfig:
 def make_collector(probe: Probe, concurrency: int, configs: list[DeviceConfig]) -> Collector:
     collector = Collector(shard=Shard(), concurrency=concurrency, writer=RecordingWriter())
     collector.probes = {"tcp": probe}
-    collector._semaphore = asyncio.Semaphore(concurrency)
     loop = asyncio.get_running_loop()
     for item in configs:
         collector.devices[item.id] = Tracked(item, TrackedState.new(_now()))
@@ -182,7 +181,7 @@ async def _drive(collector: Collector, seconds: float) -> None:
     while loop.time() < end:
         collector.launch_due(loop.time())
         await asyncio.sleep(0.01)
-    await asyncio.gather(*list(collector._tasks))
+    await collector.wait_idle()
 
 
 async def test_a_slow_device_is_never_checked_twice_at_once() -> None:
@@ -205,7 +204,7 @@ async def test_lag_is_measured_and_waiting_for_a_slot_never_times_out() -> None:
     due = loop.time()
     for tracked in collector.devices.values():
         assert collector.launch_check(tracked, due)
-    await asyncio.gather(*list(collector._tasks))
+    await collector.wait_idle()
     statuses = {t.state.status for t in collector.devices.values()}
     assert statuses == {Status.UP}
     p50, p99 = collector.lag.percentiles(loop.time())
@@ -221,8 +220,78 @@ async def test_the_hard_timeout_wins_over_a_hanging_probe() -> None:
     loop = asyncio.get_running_loop()
     started = loop.time()
     collector.launch_check(collector.devices[1], started)
-    await asyncio.gather(*list(collector._tasks))
+    await collector.wait_idle()
     assert loop.time() - started < 2.0
     state = collector.devices[1].state
     assert state.status == Status.DOWN
     assert state.last_error == "timeout after 0.2 s"
+
+
+class TotalGateProbe(GateProbe):
+    """GateProbe that also counts checks in flight across all devices."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(delay)
+        self.now = 0
+        self.peak = 0
+
+    async def check(self, target: Any) -> ProbeResult:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        try:
+            return await super().check(target)
+        finally:
+            self.now -= 1
+
+
+async def test_concurrency_is_bounded_and_waiting_checks_run_in_order() -> None:
+    probe = TotalGateProbe(delay=0.05)
+    devices = [config(i, interval_s=5.0, timeout_s=1.0) for i in range(1, 21)]
+    collector = make_collector(probe, concurrency=3, configs=devices)
+    due = asyncio.get_running_loop().time()
+    for tracked in collector.devices.values():
+        assert collector.launch_check(tracked, due)
+    assert collector.heartbeat_info()["in_flight"] == 20  # 3 running, 17 waiting
+    await collector.wait_idle()
+    assert probe.peak == 3
+    assert collector.checks_total == 20
+    samples = [sample for sample, _, _ in collector.writer.records]  # type: ignore[attr-defined]
+    assert [s.device_id for s in samples] == list(range(1, 21)), "first come, first served"
+    assert all(s.ok for s in samples)
+
+
+class BrokenProbe(Probe):
+    method = "tcp"
+
+    async def check(self, target: Any) -> ProbeResult:
+        if target.id == 1:
+            raise RuntimeError("a bug")
+        raise TimeoutError  # a probe's own clock ran out: a timeout, like the collector's
+
+
+async def test_a_probe_bug_is_an_error_result_and_its_own_timeout_a_timeout() -> None:
+    collector = make_collector(BrokenProbe(), concurrency=5, configs=[config(1), config(2)])
+    due = asyncio.get_running_loop().time()
+    for tracked in collector.devices.values():
+        collector.launch_check(tracked, due)
+    await collector.wait_idle()
+    errors = {s.device_id: s.error for s, _, _ in collector.writer.records}  # type: ignore[attr-defined]
+    assert errors == {1: "error", 2: "timeout"}
+    assert collector.devices[1].state.last_error == "RuntimeError: a bug"
+    assert collector.errors_total == 1
+    assert not any(t.in_flight for t in collector.devices.values())
+
+
+async def test_stop_writes_nothing_for_checks_cut_short_or_never_started() -> None:
+    probe = GateProbe(delay=30.0)
+    devices = [config(i, interval_s=5.0, timeout_s=20.0) for i in range(1, 6)]
+    collector = make_collector(probe, concurrency=2, configs=devices)
+    due = asyncio.get_running_loop().time()
+    for tracked in collector.devices.values():
+        collector.launch_check(tracked, due)
+    await asyncio.sleep(0.05)
+    await collector.stop(grace_s=0.1)
+    assert collector.writer.records == []  # type: ignore[attr-defined]
+    assert collector.checks_total == 0
+    assert not any(t.in_flight for t in collector.devices.values())
+    assert collector.heartbeat_info()["in_flight"] == 0

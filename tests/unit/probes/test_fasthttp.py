@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+import functools
 
 import pytest
 
-from resourcemonitor.monitoring.probes import HttpProbe, errors, fasthttp
+from resourcemonitor.monitoring.probes import HttpProbe, ProbeTarget, errors, fasthttp
 from tests.unit.monitoring.helpers import (
     _read_request,
     closed_port,
@@ -19,16 +19,7 @@ from tests.unit.monitoring.helpers import (
     start_server,
 )
 
-
-@dataclass(frozen=True)
-class Target:
-    address: str = "127.0.0.1"
-    port: int | None = 80
-    path: str = "/health"
-    tls: bool = False
-    expect_status: int = 200
-    body_match: str = ""
-    timeout_s: float = 2.0
+Target = functools.partial(ProbeTarget, port=80, path="/health", timeout_s=2.0)
 
 
 def test_request_is_one_get_with_host_and_close() -> None:

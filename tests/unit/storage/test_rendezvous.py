@@ -59,3 +59,21 @@ def test_members_are_the_live_auto_collectors() -> None:
     assert shard.refresh_members() is True
     assert shard.members == tuple(sorted([me, "collector@other:1"]))
     assert shard.refresh_members() is False
+
+
+@pytest.mark.django_db
+def test_a_collector_that_stopped_cleanly_leaves_at_once() -> None:
+    me = f"collector@{socket.gethostname()}:{os.getpid()}"
+    Heartbeat.beat(component="collector", instance="collector@other:1", info={"shard": "auto"})
+    shard = Rendezvous(me, heartbeat_s=5, dead_beats=1.5)
+    shard.refresh_members()
+    assert "collector@other:1" in shard.members
+    # Its last beat on SIGTERM: still fresh, but it said it stopped.
+    Heartbeat.beat(
+        component="collector",
+        instance="collector@other:1",
+        info={"shard": "auto", Heartbeat.STOPPED: True},
+    )
+    assert shard.refresh_members() is True
+    assert shard.members == (me,)
+    assert not Heartbeat.objects.alive("collector").exists()

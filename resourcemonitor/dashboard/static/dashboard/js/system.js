@@ -34,7 +34,7 @@ function row(component) {
         "span",
         { class: "pill pill--small", dataset: { status } },
         h("span", { class: "glyph", "aria-hidden": "true", text: component.alive ? "●" : "✖" }),
-        component.alive ? "reporting" : "not reporting",
+        component.alive ? "reporting" : component.stopped ? "stopped" : "not reporting",
       ),
     ),
     h("td", { text: component.version }),
