@@ -5,12 +5,15 @@
 
 Generates, with direct SQL into a temporary SQLite file: one 1-minute rollup per device
 and minute for ``--days`` days (about one check in 500 failing), the 1-hour rollups
-folded from them, and raw samples (one per device and minute) for the last day. Then
+folded from them, the 1-day rollups built by ``storage.backfill_day_rollups`` (the
+product's one-off step for a database from before the day tier, timed), and raw samples
+(one per device and minute) for the last day. Then
 measures the median of several runs of what the endpoints run (the API's functions and
 the JSON encoding; not Django's request handling, a millisecond or two):
 
 - ``GET /api/v1/slo?window=30d`` (``slo_table``): every device, with its six burn rates
   (target ≤ 200 ms at 1,000 devices);
+- the same report without burn rates (``device_report(with_burn=False)``);
 - ``GET /api/v1/devices/{id}/history`` over 30 days (``device_history``, step 3600: the
   1-hour tier, 720 points; target ≤ 50 ms);
 - the SLO report again after the raw history has grown 10x (target: flat).
@@ -98,6 +101,8 @@ def generate(devices: int, days: int, now_s: int) -> None:
         )
         hours = cursor.rowcount
         cursor.execute("CREATE INDEX rollup_res_bucket ON monitoring_rollup (resolution, bucket)")
+    # The 1-day tier through the product's own one-off step, as an upgraded database gets it.
+    day_rows = backfill_days()
     with connection.cursor() as cursor:
         # Back to what the product runs with (settings.py) for the measurements.
         cursor.execute("PRAGMA journal_mode = WAL")
@@ -108,8 +113,19 @@ def generate(devices: int, days: int, now_s: int) -> None:
         days=days,
         minute_rollups=minutes,
         hour_rollups=hours,
+        day_rollups=day_rows,
         seconds=round(time.perf_counter() - began, 1),
     )
+
+
+def backfill_days() -> int:
+    """``storage.backfill_day_rollups``, timed: the one-off step of an upgraded database."""
+    from resourcemonitor.monitoring import storage
+
+    began = time.perf_counter()
+    days = storage.backfill_day_rollups()
+    emit(step="backfill_days", day_rollups=days, seconds=round(time.perf_counter() - began, 2))
+    return days
 
 
 def add_raw(days: float, now_s: int, offset_days: float) -> int:
@@ -182,12 +198,13 @@ def main() -> None:
         from django.utils import timezone
 
         from resourcemonitor.api.slo import slo_table
-        from resourcemonitor.monitoring.slo import device_history
+        from resourcemonitor.monitoring.slo import device_history, device_report
 
         call_command("migrate", verbosity=0)
         if reuse:
             now_s = int((Path(tmp) / "generated").read_text())
             raw = raw_count()
+            backfill_days()  # data kept from before the day tier: a no-op otherwise
         else:
             now_s = int(time.time())
             generate(devices, args.days, now_s)
@@ -206,6 +223,11 @@ def main() -> None:
             ms=report_ms,
             target_ms=200 if devices <= 1000 else None,
         )
+        bare_ms, _ = timed(
+            lambda: {"items": device_report("30d", timezone.now(), with_burn=False).items},
+            args.runs,
+        )
+        emit(what="report_30d_without_burn_rates", devices=devices, ms=bare_ms)
         device_id = body["items"][0]["id"]
         history_ms, history = timed(
             lambda: device_history(device_id, now_s - 30 * DAY, now_s, 3600), args.runs

@@ -1,10 +1,17 @@
-"""Retention per tier: raw samples for days, 1-minute rollups for weeks, 1-hour for months.
+"""Retention per tier: raw samples for days, 1-minute rollups for weeks, 1-hour and 1-day
+rollups for months.
 
-Tiers are pruned independently. SLO figures never read raw samples (the writer folds every
-sample into both rollup tiers as it is stored), so pruning raw history changes no SLO
-figure; the 1-minute tier is kept at least 32 days (settings enforce it), longer than any
-SLO window, so its pruning changes none either. The collector is to call :func:`prune`
+Tiers are pruned independently. SLO figures read raw samples only for the last few
+minutes (those a writer may still hold open; the writer folds every sample into every
+rollup tier), so pruning raw history changes no SLO figure; the 1-minute tier is kept at
+least 32 days (settings enforce it), longer than any SLO window, so its pruning changes
+none either. The collector is to call :func:`prune`
 periodically (every ``PRUNE_EVERY``); ``resmon prune`` runs it by hand.
+
+The 1-day tier keeps the 1-hour tier's retention, in whole days: a day row goes once all
+of its hours have gone, so no day is ever answered by a partial day row. Each run first
+builds the day tier from the hours where it is missing (``storage.backfill_day_rollups``:
+once, on a database from before the day tier; a two-row index lookup after that).
 
 On PostgreSQL raw samples are partitioned by day: whole days past the cutoff are dropped
 as partitions (instant, no dead rows to vacuum), the part of the cutoff day is deleted in
@@ -31,6 +38,13 @@ class PruneReport:
     raw: int
     minute: int
     hour: int
+    day: int = 0
+    metrics: int = 0  # DeviceMetric rows: kept as long as raw samples (issue 7)
+
+
+def day_cutoff(hour_s: int) -> int:
+    """Day rows older than this go: the days whose every hour is before ``hour_s``."""
+    return hour_s - hour_s % 86400
 
 
 def cutoffs(now: datetime) -> tuple[int, int, int]:
@@ -88,9 +102,15 @@ def _prune_rollups(resolution: int, before_s: int) -> int:
 
 def prune(*, now: datetime) -> PruneReport:
     """Delete what each tier's retention no longer covers; returns rows deleted per tier."""
+    from resourcemonitor.monitoring import storage
+    from resourcemonitor.monitoring.metricstore import prune_metrics
+
+    storage.backfill_day_rollups()
     raw_ms, minute_s, hour_s = cutoffs(now)
     return PruneReport(
         raw=_prune_samples(raw_ms),
         minute=_prune_rollups(60, minute_s),
         hour=_prune_rollups(3600, hour_s),
+        day=_prune_rollups(86400, day_cutoff(hour_s)),
+        metrics=prune_metrics(raw_ms),
     )

@@ -1,13 +1,19 @@
-"""The hot write path (samples, rollups, device states, events) and its read side.
+"""The write path (samples, rollups, device states, events), sample partitions, raw reads.
 
 Everything the collector writes goes through ``write_batch``: one transaction per batch.
 
 - Samples are inserted with "insert or ignore" on the ``(t, device_id)`` key and the
-  statement returns the rows it really inserted. Rollups are built from those rows only,
-  so writing the same batch twice (a retry after an unclear failure, a spool replay)
-  neither doubles a sample nor counts it twice in a rollup.
-- Rollups (60 s and 3600 s buckets) are pre-aggregated per (device, bucket) in Python and
-  merged by upsert: the columns are additive, min/max take the extreme.
+  statement returns the rows it really inserted. Rollups are built from those rows only
+  (``rollups.aggregate_minutes``), so writing the same batch twice (a retry after an
+  unclear failure, a spool replay) neither doubles a sample nor counts it twice in a
+  rollup.
+- Rollup rows (minute, hour and day; see rollups.py) are merged into the stored ones by
+  upsert. A minute's hour and day rows are always written with it, in one transaction.
+- The collector's writer passes a ``rollups.RollupBuffer``: each (device, minute) is
+  upserted once, when its minute closes (``flush_rollups``); ``recover_rollups`` rebuilds
+  what a killed writer held from the raw samples; ``backfill_day_rollups`` builds the day
+  tier once on a database that predates it. Without a buffer (push ingest) every sample
+  is upserted at once.
 - Device states are upserted in bulk (one ``executemany``), the last state of each device
   in the batch wins. Events are inserted in bulk.
 - Rows for devices deleted meanwhile are dropped (they would break the foreign keys and
@@ -21,11 +27,13 @@ at COPY speed. PostgreSQL's ``monitoring_sample`` is range-partitioned by UTC da
 (migration 0005); ``ensure_partitions`` creates a day's partition the first time a batch
 needs it, and retention drops whole partitions (``drop_sample_partitions_before``).
 Both paths run in the test suite (``make test`` runs it a second time on PostgreSQL).
+
+Reads of raw samples (``samples_for_device``) and their pruning (``prune_samples``) are
+here too; reads of rollups are in rollups.py.
 """
 
 from __future__ import annotations
 
-import bisect
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
@@ -35,13 +43,21 @@ from typing import TYPE_CHECKING, Any
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from resourcemonitor.monitoring.models import HISTOGRAM_COLUMNS, LATENCY_BUCKETS_MS, Rollup
+from resourcemonitor.monitoring.models import HISTOGRAM_COLUMNS
+from resourcemonitor.monitoring.rollups import (
+    ADDITIVE_INDEXES,
+    DAY_S,
+    RollupBuffer,
+    RollupKey,
+    aggregate_minutes,
+    with_coarser_tiers,
+)
 
 if TYPE_CHECKING:  # the state machine stays free of storage; only the type is needed here
     from resourcemonitor.monitoring.collector.state import TrackedState
 
-RESOLUTIONS: tuple[int, ...] = (60, 3600)
-_BUCKET_BOUNDS_US: tuple[int, ...] = tuple(int(ms * 1000) for ms in LATENCY_BUCKETS_MS)
+# How far back the start-up repair (recover_rollups) compares raw samples with rollups.
+RECOVERY_LOOKBACK_S = 3600
 # Rows per multi-row INSERT: 5 parameters each stays far below SQLite's 32766 limit.
 _SAMPLE_ROWS_PER_STATEMENT = 500
 _IDS_PER_QUERY = 500
@@ -150,77 +166,6 @@ class WriteReport:
     states: int
     events: int
     dropped_rows: int
-
-
-# -- rollups, pure ---------------------------------------------------------------------
-
-RollupKey = tuple[int, int, int]  # device_id, resolution, bucket start (epoch seconds)
-
-
-def histogram_index(latency_us: int) -> int:
-    """Which histogram column a latency falls in (upper bounds inclusive)."""
-    return bisect.bisect_left(_BUCKET_BOUNDS_US, latency_us)
-
-
-def aggregate_rollups(
-    rows: Iterable[tuple[int, int, Any, int | None]],
-) -> dict[RollupKey, list[Any]]:
-    """Pre-aggregate (t, device_id, ok, latency_us) rows per device and bucket.
-
-    Each value is ``[count, ok_count, latency_count, latency_sum_ms, latency_min_ms,
-    latency_max_ms, h0 … h15]``, the column order of the upsert. Hours are folded from
-    minutes, so each row is looked at once.
-    """
-    minutes: dict[RollupKey, list[Any]] = {}
-    width = len(HISTOGRAM_COLUMNS)
-    for t, device_id, ok, latency_us in rows:
-        key = (device_id, 60, (t // 60_000) * 60)
-        agg = minutes.get(key)
-        if agg is None:
-            agg = minutes[key] = [0, 0, 0, 0.0, None, None, *([0] * width)]
-        agg[0] += 1
-        if ok:
-            agg[1] += 1
-        if latency_us is not None:
-            ms = latency_us / 1000.0
-            agg[2] += 1
-            agg[3] += ms
-            if agg[4] is None or ms < agg[4]:
-                agg[4] = ms
-            if agg[5] is None or ms > agg[5]:
-                agg[5] = ms
-            agg[6 + bisect.bisect_left(_BUCKET_BOUNDS_US, latency_us)] += 1
-    result = dict(minutes)
-    for (device_id, _, minute), agg in minutes.items():
-        key = (device_id, 3600, minute - minute % 3600)
-        hour = result.get(key)
-        if hour is None:
-            result[key] = list(agg)
-            continue
-        for index in (0, 1, 2, 3, *range(6, 6 + width)):
-            hour[index] += agg[index]
-        if agg[4] is not None and (hour[4] is None or agg[4] < hour[4]):
-            hour[4] = agg[4]
-        if agg[5] is not None and (hour[5] is None or agg[5] > hour[5]):
-            hour[5] = agg[5]
-    return result
-
-
-def histogram_percentile(histogram: Sequence[int], quantile: float) -> float | None:
-    """The upper bound (ms) of the bucket holding the quantile; None when empty.
-
-    The last bucket has no upper bound: its answer is the last finite bound.
-    """
-    total = sum(histogram)
-    if total == 0:
-        return None
-    rank = quantile * total
-    running = 0
-    for index, count in enumerate(histogram):
-        running += count
-        if running >= rank and count:
-            return float(LATENCY_BUCKETS_MS[min(index, len(LATENCY_BUCKETS_MS) - 1)])
-    return float(LATENCY_BUCKETS_MS[-1])
 
 
 # -- SQL per database: the one vendor switch -------------------------------------------
@@ -344,6 +289,11 @@ def _raw_cursor(connection: BaseDatabaseWrapper) -> Any:
 def _existing_device_ids(cursor: Any, backend: _Backend, ids: Iterable[int]) -> set[int]:
     wanted = sorted(ids)
     found: set[int] = set()
+    if backend.vendor == "postgresql" and wanted:
+        # One array parameter instead of IN lists of 500. The cast matters: psycopg sends
+        # small ints as smallint[], and id = ANY(smallint[]) is a sequential scan.
+        cursor.execute("SELECT id FROM inventory_device WHERE id = ANY(%s::bigint[])", [wanted])
+        return {row[0] for row in cursor.fetchall()}
     for start in range(0, len(wanted), _IDS_PER_QUERY):
         chunk = wanted[start : start + _IDS_PER_QUERY]
         marks = ", ".join([backend.placeholder] * len(chunk))
@@ -514,11 +464,37 @@ def _insert_samples(
     return inserted
 
 
-def write_batch(batch: Batch, *, using: str = DEFAULT_DB_ALIAS) -> WriteReport:
-    """Write one batch in one transaction. Safe to call again with the same batch."""
+def _upsert_rollups(cursor: Any, backend: _Backend, rows: dict[RollupKey, list[Any]]) -> None:
+    if not rows:
+        return
+    if backend.vendor == "postgresql":
+        _copy_upsert(
+            cursor,
+            "monitoring_rollup",
+            _ROLLUP_COLUMNS,
+            backend.rollup_upsert("resmon_monitoring_rollup_in"),
+            ((*key, *agg) for key, agg in rows.items()),
+        )
+    else:
+        cursor.executemany(backend.rollup_upsert(), [(*key, *agg) for key, agg in rows.items()])
+
+
+def write_batch(
+    batch: Batch, *, using: str = DEFAULT_DB_ALIAS, rollups: RollupBuffer | None = None
+) -> WriteReport:
+    """Write one batch in one transaction. Safe to call again with the same batch.
+
+    Without ``rollups`` every inserted sample is folded into its minute, hour and day rows
+    in this transaction. With a ``RollupBuffer`` (the collector's writer), samples of
+    still-open minutes go to the buffer instead, and the buckets whose minute has closed
+    are upserted here; the buffer changes only once this transaction has committed, so it
+    must not run inside an outer transaction.
+    """
     connection = connections[using]
     backend = _backend(connection)
     adapt = backend.adapt_datetime
+    closed: list[int] = []
+    keep: Sequence[tuple[int, int, Any, int | None]] = ()
     with transaction.atomic(using=using):
         cursor = _raw_cursor(connection)
         try:
@@ -528,23 +504,16 @@ def write_batch(batch: Batch, *, using: str = DEFAULT_DB_ALIAS) -> WriteReport:
             events = [e for e in batch.events if e.device_id in existing]
             dropped = len(batch) - len(samples) - len(states) - len(events)
 
-            if backend.vendor == "postgresql" and samples:
+            postgres = backend.vendor == "postgresql"
+            if postgres and samples:
                 ensure_partitions({s.t // DAY_MS for s in samples}, using=using, cursor=cursor)
             inserted = _insert_samples(cursor, backend, samples)
-            rollups = aggregate_rollups(inserted)
-            postgres = backend.vendor == "postgresql"
-            if rollups and postgres:
-                _copy_upsert(
-                    cursor,
-                    "monitoring_rollup",
-                    _ROLLUP_COLUMNS,
-                    backend.rollup_upsert("resmon_monitoring_rollup_in"),
-                    ((*key, *agg) for key, agg in rollups.items()),
-                )
-            elif rollups:
-                cursor.executemany(
-                    backend.rollup_upsert(), [(*key, *agg) for key, agg in rollups.items()]
-                )
+            if rollups is None:
+                minutes = aggregate_minutes(inserted)
+            else:
+                closed, minutes, keep = rollups.split(inserted, rollups.clock())
+            upserts = with_coarser_tiers(minutes)
+            _upsert_rollups(cursor, backend, upserts)
             if states:
                 run = cursor.executemany
                 if postgres:
@@ -587,14 +556,177 @@ def write_batch(batch: Batch, *, using: str = DEFAULT_DB_ALIAS) -> WriteReport:
                 )
         finally:
             cursor.close()
+    if rollups is not None:
+        rollups._commit(closed, keep)
     return WriteReport(
         samples_inserted=len(inserted),
         samples_ignored=len(samples) - len(inserted),
-        rollup_rows=len(rollups),
+        rollup_rows=len(upserts),
         states=len(states),
         events=len(events),
         dropped_rows=dropped,
     )
+
+
+def flush_rollups(
+    rollups: RollupBuffer, *, everything: bool = False, using: str = DEFAULT_DB_ALIAS
+) -> int:
+    """Upsert the buffered minutes that have closed (all of them with ``everything``).
+
+    One transaction; returns the rollup rows written. The writer calls this when no batch
+    came to close a minute, and with ``everything`` when it stops.
+    """
+    closed, minutes, _ = rollups.split((), rollups.clock(), everything=everything)
+    if not closed:
+        return 0
+    connection = connections[using]
+    backend = _backend(connection)
+    upserts = with_coarser_tiers(minutes)
+    # Rows of devices deleted meanwhile would break the foreign key: drop them.
+    with transaction.atomic(using=using):
+        cursor = _raw_cursor(connection)
+        try:
+            existing = _existing_device_ids(cursor, backend, {key[0] for key in upserts})
+            upserts = {key: agg for key, agg in upserts.items() if key[0] in existing}
+            _upsert_rollups(cursor, backend, upserts)
+        finally:
+            cursor.close()
+    rollups._commit(closed, ())
+    return len(upserts)
+
+
+def _lock_rollups(cursor: Any, backend: _Backend) -> None:
+    """PostgreSQL: serialise a read-compare-write of rollups against every other writer.
+
+    SQLite needs nothing: its one write transaction at a time already does it (the
+    statements that write start the write transaction before they read).
+    """
+    if backend.vendor == "postgresql":
+        cursor.execute("LOCK TABLE monitoring_rollup IN SHARE ROW EXCLUSIVE MODE")
+
+
+def recover_rollups(start_s: int, end_s: int, *, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Add to the minute (and hour, day) rollups what raw samples in ``[start_s, end_s)``
+    hold and the rollups do not; returns the (device, minute) buckets repaired.
+
+    This is how the buckets a writer held in memory when it died get written: the samples
+    were committed, their rollups were not. Only minutes that no live writer can still
+    hold open may be repaired (``end_s`` at most ``rollups.OPEN_HORIZON_S`` before the current
+    minute): a bucket still in some writer's memory would otherwise be counted twice.
+    Idempotent: a repaired minute matches its samples and is left alone next time.
+    """
+    connection = connections[using]
+    backend = _backend(connection)
+    start_s, end_s = start_s - start_s % 60, end_s - end_s % 60
+    if end_s <= start_s:
+        return 0
+    repaired = 0
+    with transaction.atomic(using=using):
+        cursor = _raw_cursor(connection)
+        try:
+            _lock_rollups(cursor, backend)
+            p = backend.placeholder
+            # Per-minute totals first (one range scan of each table), then the detail of the
+            # few minutes that differ.
+            cursor.execute(
+                f"SELECT t / 60000, COUNT(*) FROM monitoring_sample WHERE t >= {p} AND t < {p} "
+                "GROUP BY t / 60000",
+                [start_s * 1000, end_s * 1000],
+            )
+            raw = {int(minute) * 60: int(n) for minute, n in cursor.fetchall()}
+            cursor.execute(
+                "SELECT bucket, SUM(count) FROM monitoring_rollup "
+                f"WHERE resolution = 60 AND bucket >= {p} AND bucket < {p} GROUP BY bucket",
+                [start_s, end_s],
+            )
+            rolled = {int(bucket): int(n) for bucket, n in cursor.fetchall()}
+            upserts: dict[RollupKey, list[Any]] = {}
+            for minute in sorted(raw):
+                if raw[minute] <= rolled.get(minute, 0):
+                    continue
+                cursor.execute(
+                    "SELECT t, device_id, ok, latency_us FROM monitoring_sample "
+                    f"WHERE t >= {p} AND t < {p}",
+                    [minute * 1000, (minute + 60) * 1000],
+                )
+                fresh = aggregate_minutes(cursor.fetchall())
+                columns = ", ".join(f'"{c}"' for c in _ROLLUP_COLUMNS[3:])
+                cursor.execute(
+                    f"SELECT device_id, {columns} FROM monitoring_rollup "
+                    f"WHERE resolution = 60 AND bucket = {p}",
+                    [minute],
+                )
+                stored = {row[0]: row[1:] for row in cursor.fetchall()}
+                for key, agg in fresh.items():
+                    have = stored.get(key[0])
+                    if have is None:
+                        upserts[key] = agg
+                    elif agg[0] > have[0]:
+                        # The difference, with the samples' own min/max (the upsert keeps
+                        # the extreme of both).
+                        delta = list(agg)
+                        for index in ADDITIVE_INDEXES:
+                            delta[index] -= have[index] or 0
+                        upserts[key] = delta
+            repaired = len(upserts)
+            _upsert_rollups(cursor, backend, with_coarser_tiers(upserts))
+        finally:
+            cursor.close()
+    return repaired
+
+
+def backfill_day_rollups(*, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Build the 1-day tier from the 1-hour tier for the days before it existed.
+
+    Needed once, on a database that had hour rollups before the writer kept days: the
+    first day row of each device was started mid-day and older days have none. Rebuilds
+    (replaces) every day up to and including the oldest day that has a day row, from its
+    hour rows; a no-op once done (then no hour row is older than the oldest day row).
+    Returns the day rows written.
+    """
+    connection = connections[using]
+    backend = _backend(connection)
+    oldest = (
+        "SELECT (SELECT MIN(bucket) FROM monitoring_rollup WHERE resolution = 3600), "
+        "(SELECT MIN(bucket) FROM monitoring_rollup WHERE resolution = 86400)"
+    )
+
+    def needed(cursor: Any) -> tuple[bool, int | None]:
+        cursor.execute(oldest)
+        oldest_hour, oldest_day = cursor.fetchone()
+        done = oldest_hour is None or (oldest_day is not None and oldest_hour >= oldest_day)
+        return not done, oldest_day
+
+    with connection.cursor() as cursor:
+        if not needed(cursor)[0]:
+            return 0  # the usual case: no lock taken
+    with transaction.atomic(using=using):
+        cursor = _raw_cursor(connection)
+        try:
+            _lock_rollups(cursor, backend)
+            todo, oldest_day = needed(cursor)
+            if not todo:
+                return 0
+            until = DAY_S * 10**6 if oldest_day is None else int(oldest_day) + DAY_S
+            p = backend.placeholder
+            columns = ", ".join(f'"{c}"' for c in _ROLLUP_COLUMNS)
+            sums = ", ".join(
+                f'SUM("{c}")' for c in ("count", "ok_count", "latency_count", "latency_sum_ms")
+            )
+            histogram = ", ".join(f'SUM("{c}")' for c in HISTOGRAM_COLUMNS)
+            sets = ", ".join(f'"{c}" = excluded."{c}"' for c in _ROLLUP_COLUMNS[3:])
+            cursor.execute(
+                f"INSERT INTO monitoring_rollup ({columns}) "
+                f"SELECT device_id, {DAY_S}, bucket / {DAY_S} * {DAY_S}, {sums}, "
+                f"MIN(latency_min_ms), MAX(latency_max_ms), {histogram} "
+                f"FROM monitoring_rollup WHERE resolution = 3600 AND bucket < {p} "
+                f"GROUP BY device_id, bucket / {DAY_S} * {DAY_S} "
+                f"ON CONFLICT (device_id, resolution, bucket) DO UPDATE SET {sets}",
+                [until],
+            )
+            return max(cursor.rowcount, 0)
+        finally:
+            cursor.close()
 
 
 # -- read ------------------------------------------------------------------------------
@@ -633,47 +765,6 @@ def samples_for_device(
         }
         for t, ok, latency_us, error in rows
     ]
-
-
-def rollups_for_device(
-    device_id: int,
-    resolution: int,
-    start_s: int,
-    end_s: int,
-    *,
-    using: str = DEFAULT_DB_ALIAS,
-) -> list[dict[str, Any]]:
-    """Rollups of one device with ``start_s <= bucket < end_s``, oldest first.
-
-    Each item has ``bucket`` (epoch seconds), ``count``, ``ok_count``, ``latency_count``,
-    ``latency_sum_ms``, ``latency_min_ms``, ``latency_max_ms``, ``latency_avg_ms`` and
-    ``histogram`` (16 counts over ``LATENCY_BUCKETS_MS``; see ``histogram_percentile``).
-    """
-    if resolution not in RESOLUTIONS:
-        raise ValueError(f"resolution must be one of {RESOLUTIONS}, not {resolution}")
-    rows = (
-        Rollup.objects.using(using)
-        .filter(device_id=device_id, resolution=resolution, bucket__gte=start_s, bucket__lt=end_s)
-        .order_by("bucket")
-        .values(
-            "bucket",
-            "count",
-            "ok_count",
-            "latency_count",
-            "latency_sum_ms",
-            "latency_min_ms",
-            "latency_max_ms",
-            *HISTOGRAM_COLUMNS,
-        )
-    )
-    result = []
-    for row in rows:
-        histogram = [row.pop(column) for column in HISTOGRAM_COLUMNS]
-        count = row["latency_count"]
-        row["latency_avg_ms"] = row["latency_sum_ms"] / count if count else None
-        row["histogram"] = histogram
-        result.append(row)
-    return result
 
 
 def prune_samples(before_ms: int, *, chunk_ms: int = 600_000, using: str = DEFAULT_DB_ALIAS) -> int:

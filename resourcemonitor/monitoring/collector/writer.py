@@ -21,6 +21,15 @@ loses nothing that was held. The spool is drained first, oldest first, when the 
 answers again. Without a failure a batch is written straight from memory (no disk I/O on
 the hot path), so ``kill -9`` loses at most the results not yet written: the checks in
 flight and up to ``batch_seconds`` of queued results (docs/operations.md).
+
+Rollups: with the real write path the writer keeps the open (device, minute) buckets in
+a ``rollups.RollupBuffer`` across batches and upserts each once when its minute closes
+(a batch closes it, or ``step`` does when no batch comes), with its hour and day rows;
+``stop`` writes whatever is still open. The buckets a killed writer held are rebuilt from
+the raw samples by ``storage.recover_rollups`` when the writer starts again: once for the
+last hour at start, and once more, four minutes later, for the minutes that were still
+open at start (by then no live writer can hold them). docs/slo.md, "Where the numbers
+come from".
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, Operation
 from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 
-from resourcemonitor.monitoring import storage
+from resourcemonitor.monitoring import rollups, storage
 from resourcemonitor.monitoring.collector.spool import Spool
 from resourcemonitor.monitoring.storage import Batch, EventRow, SampleRow, StateRow, WriteReport
 
@@ -101,6 +110,7 @@ class Writer:
         retry_max_s: float = RETRY_MAX_S,
         shutdown_grace_s: float = SHUTDOWN_GRACE_S,
         spool: Spool | None = None,
+        buffer_rollups: bool | None = None,
     ) -> None:
         self.batch_max = batch_max
         self.batch_seconds = batch_seconds
@@ -110,6 +120,12 @@ class Writer:
         self.retry_max_s = retry_max_s
         self.shutdown_grace_s = shutdown_grace_s
         self.spool = spool
+        # Only the real write path knows the buffer (test doubles of ``write`` do not).
+        if buffer_rollups is None:
+            buffer_rollups = write is storage.write_batch
+        self.rollups = rollups.RollupBuffer() if buffer_rollups else None
+        # (due at, first minute, end minute) of the start-up rollup repairs still to run.
+        self._recoveries: list[tuple[float, int, int]] = []
 
         # Plain deques: append and popleft are atomic under the GIL, so the event loop
         # queues a result without a lock and without waking this thread every time (a
@@ -187,6 +203,7 @@ class Writer:
     def start(self) -> None:
         if self.spool is not None:
             self.spool.open()  # adopts what a killed collector left: written first
+        self.schedule_recovery()
         self._thread = threading.Thread(target=self._main, name=THREAD_NAME, daemon=True)
         self._thread.start()
 
@@ -201,6 +218,64 @@ class Writer:
         if self.spool is not None:
             self.spool.close()
         return not self._held
+
+    def schedule_recovery(self, now_s: float | None = None) -> None:
+        """Plan the repair of the rollups a previous, killed writer held in memory.
+
+        Now: the last ``RECOVERY_LOOKBACK_S`` up to the open horizon. Later: the minutes
+        that were still open at start (a crash just before this start left them open),
+        once every live writer must have closed them.
+        """
+        if self.rollups is None:
+            return
+        now = time.time() if now_s is None else now_s
+        horizon = rollups.open_horizon(now)
+        minute = int(now) - int(now) % 60
+        self._recoveries = [
+            (now, horizon - storage.RECOVERY_LOOKBACK_S, horizon),
+            (minute + 2 * rollups.OPEN_HORIZON_S + 10, horizon, minute + 120),
+        ]
+
+    def _run_recoveries(self, now_s: float) -> None:
+        if self.rollups is None or not self._recoveries or self._outage():
+            return
+        due_at, first, end = self._recoveries[0]
+        # Never repair a minute this writer still holds: it would then be counted twice.
+        if due_at > now_s or any(minute < end for minute in self.rollups.minutes):
+            return
+        try:
+            repaired = storage.recover_rollups(first, end, using=self.using)
+        except DatabaseError as exc:
+            log.warning("rollup repair failed (%s); retrying later", exc)
+            self._reset_connection()
+            self._recoveries[0] = (now_s + self.retry_max_s, first, end)
+            return
+        self._recoveries.pop(0)
+        if repaired:
+            log.warning("rebuilt %d rollup bucket(s) a stopped writer had not written", repaired)
+
+    def close_rollups(self, *, everything: bool = False) -> bool:
+        """Upsert the buffered minutes that have closed; True when that succeeded."""
+        if self.rollups is None or not self.rollups.minutes:
+            return True
+        try:
+            storage.flush_rollups(self.rollups, everything=everything, using=self.using)
+        except (OperationalError, InterfaceError) as exc:
+            # Kept in memory: tried again at the next step or batch.
+            self.errors_total += 1
+            log.warning("database unavailable (%s); open rollups kept in memory", exc)
+            self._reset_connection()
+            return False
+        except DatabaseError:
+            # Not transient: retrying would fail forever. The samples are stored; the
+            # start-up repair of the next run rebuilds these rollups from them.
+            self.errors_total += 1
+            closed = self.rollups.due(time.time(), everything=everything)
+            log.exception("dropping %d open rollup minute(s) that cannot be written", len(closed))
+            self.rollups._commit(closed, ())
+            self._reset_connection()
+            return False
+        return True
 
     @property
     def crashed(self) -> bool:
@@ -234,6 +309,7 @@ class Writer:
                 self._take_batches()
             else:
                 self.flush(force=True)
+                self.close_rollups(everything=True)
             self._spool_held()
             if len(self.spool):
                 log.warning(
@@ -251,6 +327,8 @@ class Writer:
         if self._held:
             lost = sum(len(batch.samples) for batch in self._held)
             log.error("writer stopping with %d results not written (database unavailable)", lost)
+        else:
+            self.close_rollups(everything=True)
         # Calls that arrived too late must not leave an awaiting coroutine hanging.
         while self._calls:
             self._calls.popleft().future.set_exception(WriterStopped("the writer has stopped"))
@@ -284,6 +362,11 @@ class Writer:
         retry_due = self.held_batches > 0 and now >= self._next_retry_at
         if batch_due or batch_full or retry_due:
             self.flush()
+        if self.rollups is not None and not self._outage():
+            wall = time.time()
+            if self.rollups.due(wall):
+                self.close_rollups()
+            self._run_recoveries(wall)
 
     def _run_calls(self) -> None:
         while self._calls:
@@ -319,7 +402,10 @@ class Writer:
     def _write_one(self, batch: Batch) -> bool:
         started = time.perf_counter()
         try:
-            report = self._write(batch, using=self.using)
+            if self.rollups is not None:
+                report = self._write(batch, using=self.using, rollups=self.rollups)
+            else:
+                report = self._write(batch, using=self.using)
         except (OperationalError, InterfaceError) as exc:
             # Locked, busy, unreachable: worth retrying, with growing patience.
             self.errors_total += 1

@@ -3,16 +3,18 @@
 The accounting rules are written down in docs/slo.md; in short:
 
 - A check counts once: one ``monitoring_sample`` row per check (retries inside a probe are
-  one result), counted once in the 1-minute and 1-hour rollups by the writer.
+  one result), counted once in each rollup tier by the writer.
 - Time without checks (``unknown``, collector stopped, before the device existed) is *not
   measured*: it is neither good nor bad and shows up as ``coverage`` < 100 %.
 - Maintenance: a 1-minute bucket whose start lies inside a maintenance occurrence
   ``[start, end)`` of the device is excluded from every figure.
 - Windows are whole minutes: a rolling window ends where the current minute starts.
 
-A window is summed from 1-hour rollups, corrected at a partial hour at each edge with
-1-minute rollups (added or subtracted, whichever touches fewer minutes), minus the
-minutes excluded by maintenance: O(devices x hours), flat as raw history grows.
+A window is summed from 1-day rollups (where the day tier is complete), corrected at a
+partial day at each edge with 1-hour rollups, and at a partial hour with 1-minute rollups
+(added or subtracted, whichever reads fewer rows); the last minutes, which a writer may
+still hold open in memory (``rollups.open_horizon``), come from raw samples; minus the
+minutes excluded by maintenance: O(devices x (days + edges)), flat as raw history grows.
 """
 
 from __future__ import annotations
@@ -34,9 +36,12 @@ from resourcemonitor.inventory.models import (
     Recurrence,
 )
 from resourcemonitor.monitoring.models import HISTOGRAM_COLUMNS, LATENCY_BUCKETS_MS, SloTarget
+from resourcemonitor.monitoring.rollups import open_horizon, raw_counts
 
+RAW = 0  # a segment read from raw samples (the minutes a writer may still hold open)
 MINUTE = 60
 HOUR = 3600
+DAY = 86400
 DEFAULT_TARGET = 99.9
 # Rolling windows by name, plus "month" (the calendar month so far, UTC).
 WINDOWS: dict[str, timedelta] = {
@@ -100,34 +105,64 @@ def epoch(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
-Segment = tuple[int, int, int]  # resolution, first bucket, end (exclusive), epoch seconds
+Segment = tuple[int, int, int]  # resolution (0: raw samples), first bucket, end (exclusive)
 
 
-def _plan(start_s: int, end_s: int) -> list[tuple[Segment, int]]:
-    """The rollup ranges (with a sign) whose sum is ``[start_s, end_s)``; minute-aligned."""
+def _plan(
+    start_s: int, end_s: int, tiers: tuple[int, ...] = (HOUR, MINUTE)
+) -> list[tuple[Segment, int]]:
+    """The rollup ranges (with a sign) whose sum is ``[start_s, end_s)``; minute-aligned.
+
+    The coarsest tier covers the window rounded out to whole units; each partial unit at
+    an edge is corrected from the next tier: the part outside the window subtracted, or
+    the unit dropped and the part inside added, whichever reads at most half a unit.
+    """
     if end_s <= start_s:
         return []
-    if end_s - start_s <= 2 * HOUR:
-        return [((MINUTE, start_s, end_s), 1)]
-    hours_from, hours_to = floor_to(start_s, HOUR), ceil_to(end_s, HOUR)
-    plan: list[tuple[Segment, int]] = [((HOUR, hours_from, hours_to), 1)]
-    # Each partial hour at an edge: subtract the minutes outside the window, or drop the
-    # hour and add the minutes inside it, whichever reads at most 30 minutes.
-    for edge_hour, outside_from, outside_to in (
-        (hours_from, hours_from, start_s),
-        (hours_to - HOUR, end_s, hours_to),
-    ):
-        outside = outside_to - outside_from
-        if outside <= 0:
+    unit, finer = tiers[0], tiers[1:]
+    if not finer:
+        return [((unit, start_s, end_s), 1)]
+    if end_s - start_s <= 2 * unit:
+        return _plan(start_s, end_s, finer)
+    lo, hi = floor_to(start_s, unit), ceil_to(end_s, unit)
+    plan: list[tuple[Segment, int]] = [((unit, lo, hi), 1)]
+    for edge, outside_from, outside_to in ((lo, lo, start_s), (hi - unit, end_s, hi)):
+        if outside_to <= outside_from:
             continue
-        if outside <= HOUR // 2:
-            plan.append(((MINUTE, outside_from, outside_to), -1))
+        if outside_to - outside_from <= unit // 2:
+            plan.extend((seg, -sign) for seg, sign in _plan(outside_from, outside_to, finer))
         else:
-            inside_from = start_s if edge_hour == hours_from else edge_hour
-            inside_to = end_s if edge_hour == hours_to - HOUR else edge_hour + HOUR
-            plan.append(((HOUR, edge_hour, edge_hour + HOUR), -1))
-            plan.append(((MINUTE, inside_from, inside_to), 1))
+            plan.append(((unit, edge, edge + unit), -1))
+            plan.extend(_plan(max(start_s, edge), min(end_s, edge + unit), finer))
     return plan
+
+
+def day_tier_from() -> int | None:
+    """The first day whose 1-day rollups are complete, or None when there are none.
+
+    The oldest day row may have been started mid-day (the day tier came after the data:
+    ``storage.backfill_day_rollups`` rebuilds it), so it is never trusted; its hours are.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT MIN(bucket) FROM monitoring_rollup WHERE resolution = %s", [DAY])
+        row = cursor.fetchone()
+    return None if row is None or row[0] is None else int(row[0]) + DAY
+
+
+def plan_window(
+    start_s: int, end_s: int, *, horizon_s: int, day_from: int | None
+) -> list[tuple[Segment, int]]:
+    """Every range (with a sign) to sum for ``[start_s, end_s)``: minutes from
+    ``horizon_s`` on from raw samples (a writer may still hold them), the rest from the
+    rollups, with the 1-day tier from ``day_from`` on."""
+    split = min(end_s, max(start_s, horizon_s))
+    plan: list[tuple[Segment, int]] = []
+    if split < end_s:
+        plan.append(((RAW, split, end_s), 1))
+    if day_from is None or split <= day_from:
+        return _plan(start_s, split) + plan
+    days_from = max(start_s, day_from)
+    return _plan(start_s, days_from) + _plan(days_from, split, (DAY, HOUR, MINUTE)) + plan
 
 
 def _sum_segment(
@@ -139,6 +174,8 @@ def _sum_segment(
     evaluates every ``CASE`` on every row; measured 5x slower on the 30-day report).
     """
     resolution, lo, hi = segment
+    if resolution == RAW:
+        return raw_counts(device_ids, lo, hi, histogram=histogram)
     fields = ["count", "ok_count", *(HISTOGRAM_COLUMNS if histogram else ())]
     table = "monitoring_rollup"
     if not histogram and device_ids is not None and connection.vendor == "sqlite":
@@ -168,6 +205,35 @@ def _sum_segment(
     return result
 
 
+def _sum_segments(
+    segments: Iterable[Segment], device_ids: Sequence[int] | None, *, histogram: bool
+) -> dict[Segment, dict[int, list[int]]]:
+    """Every segment's sums, each row read once.
+
+    Windows that share their end (a report and its burn windows) give ranges of one tier
+    that share their end too: they are read as disjoint rings, newest first, and each
+    range is the running total of its rings.
+    """
+    by_end: dict[tuple[int, int], set[int]] = defaultdict(set)
+    for resolution, lo, hi in segments:
+        by_end[(resolution, hi)].add(lo)
+    sums: dict[Segment, dict[int, list[int]]] = {}
+    for (resolution, hi), starts in by_end.items():
+        running: dict[int, list[int]] = {}
+        ring_end = hi
+        for lo in sorted(starts, reverse=True):
+            ring = _sum_segment((resolution, lo, ring_end), device_ids, histogram=histogram)
+            running = dict(running)
+            for device_id, values in ring.items():
+                total = running.get(device_id)
+                running[device_id] = (
+                    values if total is None else [a + b for a, b in zip(total, values, strict=True)]
+                )
+            sums[(resolution, lo, hi)] = running
+            ring_end = lo
+    return sums
+
+
 def multi_window_counts(
     device_ids: Sequence[int] | None,
     windows: Sequence[tuple[int, int]],
@@ -177,15 +243,16 @@ def multi_window_counts(
 ) -> list[dict[int, Counts]]:
     """:func:`window_counts` for several windows at once.
 
-    Every window's hour and minute ranges are collected, each distinct range is summed
-    once (windows with the same end share their end edge), and each window adds up its
-    own ranges.
+    Every window's ranges are collected, each distinct range is summed once (windows
+    with the same end share their end edge and their raw tail), and each window adds
+    up its own ranges.
     """
+    horizon = open_horizon()
+    day_from = day_tier_from()
     bounds = [(floor_to(lo, MINUTE), ceil_to(hi, MINUTE)) for lo, hi in windows]
-    plans = [_plan(lo, hi) for lo, hi in bounds]
-    # Windows sharing an end share their edge ranges: each range is read once.
+    plans = [plan_window(lo, hi, horizon_s=horizon, day_from=day_from) for lo, hi in bounds]
     segments = {segment for plan in plans for segment, _ in plan}
-    sums = {seg: _sum_segment(seg, device_ids, histogram=histogram) for seg in segments}
+    sums = _sum_segments(segments, device_ids, histogram=histogram)
     results = []
     for (start_s, end_s), plan in zip(bounds, plans, strict=True):
         totals: dict[int, list[int]] = {}
@@ -202,11 +269,15 @@ def multi_window_counts(
                 lo, hi = max(range_from, start_s), min(range_to, end_s)
                 if lo >= hi:
                     continue
-                part = _sum_segment((MINUTE, lo, hi), [device_id], histogram=histogram)
-                for values in part.values():
-                    total = totals.setdefault(device_id, [0] * len(values))
-                    for index, value in enumerate(values):
-                        total[index] -= value
+                split = min(hi, max(lo, horizon))
+                for segment in ((MINUTE, lo, split), (RAW, split, hi)):
+                    if segment[1] >= segment[2]:
+                        continue
+                    part = _sum_segment(segment, [device_id], histogram=histogram)
+                    for values in part.values():
+                        total = totals.setdefault(device_id, [0] * len(values))
+                        for index, value in enumerate(values):
+                            total[index] -= value
         results.append(
             {
                 device_id: Counts(values[0], values[1], values[2:] if histogram else [])

@@ -10,8 +10,9 @@ from django.conf import settings
 from django.db import connection
 
 from resourcemonitor.monitoring.models import HISTOGRAM_COLUMNS
+from resourcemonitor.monitoring.rollups import histogram_index, histogram_percentile, open_horizon
 from resourcemonitor.monitoring.slo.core import HOUR, MINUTE, DeviceInfo, floor_to, window_bounds
-from resourcemonitor.monitoring.storage import histogram_percentile, samples_for_device
+from resourcemonitor.monitoring.storage import samples_for_device
 
 MAX_POINTS = 1000
 AUTO_STEPS: tuple[int, ...] = (
@@ -109,27 +110,29 @@ def device_history(device_id: int, start_s: int, end_s: int, step: int) -> dict[
                 )
             )
     else:
-        histogram = ", ".join(f"SUM({c})" for c in HISTOGRAM_COLUMNS)
-        sql = (
-            "SELECT (bucket - %s) / %s AS i, SUM(count), SUM(ok_count), SUM(latency_count), "
-            f"SUM(latency_sum_ms), MAX(latency_max_ms), {histogram} FROM monitoring_rollup "
-            "WHERE device_id = %s AND resolution = %s AND bucket >= %s AND bucket < %s "
-            "GROUP BY i ORDER BY i"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [origin, step, device_id, source, floor_to(start_s, source), end_s])
-            rows = cursor.fetchall()
+        # The tier up to the open horizon; the minutes after it (a writer may still hold
+        # them in memory) from raw samples, so the newest point is never short.
+        horizon = max(start_s, min(end_s, open_horizon()))
+        merged: dict[int, list[Any]] = {}
+        ranges: list[tuple[int, int, int]] = [(source, floor_to(start_s, source), horizon)]
+        if source == HOUR and horizon % HOUR:
+            # The hour holding the horizon from its minutes, up to the horizon.
+            hour = floor_to(horizon, HOUR)
+            ranges = [(HOUR, floor_to(start_s, HOUR), hour), (MINUTE, max(hour, start_s), horizon)]
+        for resolution, lo, hi in ranges:
+            _merge_points(merged, _rollup_points(device_id, resolution, lo, hi, origin, step))
+        _merge_points(merged, _raw_points(device_id, horizon, end_s, origin, step))
         items = [
             _point(
-                origin + int(row[0]) * step,
-                int(row[1]),
-                int(row[2]),
-                int(row[3]),
-                float(row[4] or 0.0),
-                row[5],
-                histogram_percentile([int(v) for v in row[6:]], 0.95),
+                origin + index * step,
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                row[4],
+                histogram_percentile(row[5:], 0.95),
             )
-            for row in rows
+            for index, row in sorted(merged.items())
         ]
     return {
         "source": {0: "raw", MINUTE: "1m", HOUR: "1h"}[source],
@@ -138,6 +141,70 @@ def device_history(device_id: int, start_s: int, end_s: int, step: int) -> dict[
         "end_s": end_s,
         "items": items,
     }
+
+
+PointSums = dict[int, list[Any]]  # point index -> [checks, ok, lat_n, lat_sum, lat_max, h…]
+
+
+def _rollup_points(
+    device_id: int, resolution: int, start_s: int, end_s: int, origin: int, step: int
+) -> PointSums:
+    if end_s <= start_s:
+        return {}
+    histogram = ", ".join(f"SUM({c})" for c in HISTOGRAM_COLUMNS)
+    sql = (
+        "SELECT (bucket - %s) / %s AS i, SUM(count), SUM(ok_count), SUM(latency_count), "
+        f"SUM(latency_sum_ms), MAX(latency_max_ms), {histogram} FROM monitoring_rollup "
+        "WHERE device_id = %s AND resolution = %s AND bucket >= %s AND bucket < %s "
+        "GROUP BY i"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [origin, step, device_id, resolution, start_s, end_s])
+        rows = cursor.fetchall()
+    return {
+        int(row[0]): [
+            int(row[1]),
+            int(row[2]),
+            int(row[3]),
+            float(row[4] or 0.0),
+            row[5],
+            *(int(v) for v in row[6:]),
+        ]
+        for row in rows
+    }
+
+
+def _raw_points(device_id: int, start_s: int, end_s: int, origin: int, step: int) -> PointSums:
+    """The same sums as ``_rollup_points``, from raw samples (a few minutes at most)."""
+    if end_s <= start_s:
+        return {}
+    points: PointSums = {}
+    for row in samples_for_device(device_id, start_s * 1000, end_s * 1000, _RAW_SAMPLE_LIMIT):
+        index = (row["t"] // 1000 - origin) // step
+        point = points.get(index)
+        if point is None:
+            point = points[index] = [0, 0, 0, 0.0, None, *([0] * len(HISTOGRAM_COLUMNS))]
+        point[0] += 1
+        point[1] += 1 if row["ok"] else 0
+        latency = row["latency_ms"]
+        if latency is not None:
+            point[2] += 1
+            point[3] += latency
+            point[4] = latency if point[4] is None else max(point[4], latency)
+            point[5 + histogram_index(round(latency * 1000))] += 1
+    return points
+
+
+def _merge_points(into: PointSums, other: PointSums) -> None:
+    for index, row in other.items():
+        point = into.get(index)
+        if point is None:
+            into[index] = row
+            continue
+        for position in (0, 1, 2, 3, *range(5, len(row))):
+            point[position] += row[position]
+        if row[4] is not None and (point[4] is None or row[4] > point[4]):
+            point[4] = row[4]
 
 
 def _point(

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 
 from resourcemonitor.inventory.models import Device
-from resourcemonitor.monitoring import storage
+from resourcemonitor.monitoring import rollups, storage
 from resourcemonitor.monitoring.models import DeviceState, Event, Rollup, Sample
 from resourcemonitor.monitoring.storage import Batch, EventRow, SampleRow, StateRow
 
@@ -159,13 +159,13 @@ def test_samples_for_device_reads_a_range_and_keeps_the_newest_when_limited(netw
 def test_rollups_for_device_returns_plain_dicts_with_a_histogram(device: Device) -> None:
     storage.write_batch(Batch(samples=samples(device.id, [1000, 3000, None])))
     start = T0 // 1000
-    [row] = storage.rollups_for_device(device.id, 60, start, start + 60)
+    [row] = rollups.rollups_for_device(device.id, 60, start, start + 60)
     assert row["bucket"] == start and row["count"] == 3 and row["ok_count"] == 2
     assert row["latency_avg_ms"] == pytest.approx(2.0)
     assert len(row["histogram"]) == 16 and sum(row["histogram"]) == 2
-    assert storage.rollups_for_device(device.id, 60, start + 60, start + 120) == []
+    assert rollups.rollups_for_device(device.id, 60, start + 60, start + 120) == []
     with pytest.raises(ValueError):
-        storage.rollups_for_device(device.id, 30, start, start + 60)
+        rollups.rollups_for_device(device.id, 30, start, start + 60)
 
 
 def test_prune_samples_deletes_only_older_rows(device: Device) -> None:
@@ -180,16 +180,16 @@ def test_prune_samples_deletes_only_older_rows(device: Device) -> None:
 
 
 def test_histogram_index_and_percentile() -> None:
-    assert storage.histogram_index(1000) == 0
-    assert storage.histogram_index(1001) == 1
-    assert storage.histogram_index(60_000_000) == 14
-    assert storage.histogram_index(60_000_001) == 15
+    assert rollups.histogram_index(1000) == 0
+    assert rollups.histogram_index(1001) == 1
+    assert rollups.histogram_index(60_000_000) == 14
+    assert rollups.histogram_index(60_000_001) == 15
     histogram = [0] * 16
     histogram[2] = 90  # ≤ 5 ms
     histogram[6] = 10  # ≤ 100 ms
-    assert storage.histogram_percentile(histogram, 0.5) == 5.0
-    assert storage.histogram_percentile(histogram, 0.99) == 100.0
-    assert storage.histogram_percentile([0] * 16, 0.5) is None
+    assert rollups.histogram_percentile(histogram, 0.5) == 5.0
+    assert rollups.histogram_percentile(histogram, 0.99) == 100.0
+    assert rollups.histogram_percentile([0] * 16, 0.5) is None
 
 
 @pytest.mark.parametrize(

@@ -12,13 +12,14 @@ from resourcemonitor.monitoring.retention import prune
 
 class Command(BaseCommand):
     help = (
-        "Delete raw samples and rollups older than their retention "
-        "(RESMON_RETENTION_RAW_DAYS, _MINUTE_DAYS, _HOUR_DAYS)."
+        "Delete raw samples, device metrics and rollups older than their retention "
+        "(RESMON_RETENTION_RAW_DAYS, _MINUTE_DAYS, _HOUR_DAYS; a 1-day rollup goes with "
+        "the last of its hours)."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
         report = prune(now=timezone.now())
         self.stdout.write(
-            f"pruned {report.raw} raw samples, {report.minute} 1-minute and "
-            f"{report.hour} 1-hour rollups"
+            f"pruned {report.raw} raw samples, {report.minute} 1-minute, {report.hour} 1-hour "
+            f"and {report.day} 1-day rollups, {report.metrics} device metrics"
         )
