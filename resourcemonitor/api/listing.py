@@ -25,12 +25,13 @@ import orjson
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
-from django.db.models import Q, QuerySet, TextField
+from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from resourcemonitor.api.params import isoformat
 from resourcemonitor.inventory.models import Device
 from resourcemonitor.monitoring.freshness import effective_status, stale_after_s
+from resourcemonitor.monitoring.models import DeviceState
 from resourcemonitor.monitoring.status import PROBLEM_STATUSES, STATUS_META
 
 # A state change is committed a moment after the collector stamps ``changed_at``; look
@@ -138,30 +139,53 @@ def device_queryset(device_filter: DeviceFilter) -> QuerySet[Device]:
 
 
 def _changed_since_q(since: datetime, now: datetime) -> Q:
-    """A superset of the devices that changed after ``since``, for SQL to narrow first."""
-    changed = (
-        Q(state__changed_at__gt=since - timedelta(seconds=CHANGES_OVERLAP_S))
-        | Q(state__last_check_at__gt=since)
-        | Q(updated_at__gt=since)
+    """A superset of the devices that changed after ``since``, for SQL to narrow first.
+
+    Index-driven rather than a test on every row (issue 5): the candidates come from
+    DeviceState alone (``changed_at``, ``last_check_at`` ranges) and the devices edited
+    after ``since`` (``updated_at``). The main query then reads only those devices by
+    primary key, so a poll costs its changes, not the network. ``changed_at``,
+    ``last_check_at`` and ``updated_at`` are indexed for it: a poll is a few index
+    seeks, where the old OR across four joined tables scanned them all (~8 ms at 10,000
+    devices on SQLite; docs/scaling.md).
+    """
+    # One pass over the devices gives both the stale windows in use and whether any
+    # device was edited since: edits are rare, so their own subquery is usually left out.
+    windows: set[float] = set()
+    edits = False
+    for interval, edited in (
+        Device.objects.order_by()
+        .annotate(edited=ExpressionWrapper(Q(updated_at__gt=since), output_field=BooleanField()))
+        .values_list("check_interval_s", "edited")
+        .distinct()
+    ):
+        windows.add(stale_after_s(interval))
+        edits = edits or bool(edited)
+    state = Q(changed_at__gt=since - timedelta(seconds=CHANGES_OVERLAP_S)) | Q(
+        last_check_at__gt=since
     )
-    # Going stale is a change nobody writes: find the devices whose last check crossed
-    # their stale window between ``since`` and ``now``. One range per distinct window.
-    intervals = Device.objects.order_by().values_list("check_interval_s", flat=True).distinct()
-    by_window: dict[float, list[float]] = defaultdict(list)
-    for interval in intervals:
-        by_window[stale_after_s(interval)].append(interval)
-    if len(by_window) > _MAX_STALE_WINDOWS:
-        return changed | Q(
-            state__last_check_at__gt=since - timedelta(seconds=max(by_window)),
-            state__last_check_at__lte=now - timedelta(seconds=min(by_window)),
+    # Going stale is a change nobody writes: the devices whose last check crossed a stale
+    # window between ``since`` and ``now``, one narrow range per window (the exact test,
+    # with each device's own interval, is _change_test's).
+    if len(windows) > _MAX_STALE_WINDOWS:
+        state |= Q(
+            last_check_at__gt=since - timedelta(seconds=max(windows)),
+            last_check_at__lte=now - timedelta(seconds=min(windows)),
         )
-    for window, window_intervals in by_window.items():
-        changed |= Q(
-            check_interval_s__in=window_intervals,
-            state__last_check_at__gt=since - timedelta(seconds=window),
-            state__last_check_at__lte=now - timedelta(seconds=window),
-        )
-    return changed
+    else:
+        for window in windows:
+            state |= Q(
+                last_check_at__gt=since - timedelta(seconds=window),
+                last_check_at__lte=now - timedelta(seconds=window),
+            )
+    # A subquery (a UNION with the edited devices, if any): the database reads the few
+    # ids first, then each device by its primary key. (An OR across the two tables would
+    # make it scan every device.)
+    states = DeviceState.objects.order_by().filter(state).values_list("device_id")
+    if not edits:
+        return Q(pk__in=states)
+    edited = Device.objects.order_by().filter(updated_at__gt=since).values_list("pk")
+    return Q(pk__in=states.union(edited))
 
 
 def _change_test(since: datetime, now: datetime) -> Callable[..., bool]:

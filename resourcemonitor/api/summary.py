@@ -2,22 +2,46 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from django.db import connections
 from django.http import HttpRequest
 from django.utils import timezone
-from ninja import Router
+from ninja import Field, Query, Router, Schema
 
 from resourcemonitor.api.listing import fetch_rows, row_clock
-from resourcemonitor.api.schemas import SummaryOut
+from resourcemonitor.api.params import isoformat
+from resourcemonitor.api.schemas import ErrorOut, SummaryOut
 from resourcemonitor.inventory.models import Device
+from resourcemonitor.monitoring import slo
 from resourcemonitor.monitoring.freshness import effective_status
-from resourcemonitor.monitoring.models import Heartbeat
+from resourcemonitor.monitoring.models import GroupSlo, Heartbeat
 from resourcemonitor.monitoring.status import PROBLEM_STATUSES, STATUS_META
 
 router = Router(tags=["summary"])
+
+
+class GroupSloItem(Schema):
+    site: str | None
+    kind: str | None = Field(description="null: the whole site")
+    group: str = Field(description="Selector, as the SLO API's group=")
+    name: str
+    defined: bool = Field(description="True when a group SLO is defined for exactly this group")
+    devices: int
+    target: float = Field(description="Availability target, percent")
+    checks: int
+    failed: int
+    sli: float | None = Field(description="Availability, percent; null when not measured")
+    budget_remaining_pct: float | None
+
+
+class GroupSloOut(Schema):
+    window: str
+    start: datetime
+    end: datetime
+    groups: list[GroupSloItem]
+
 
 COLLECTOR = "collector"
 
@@ -70,3 +94,75 @@ def status_summary(now: datetime) -> dict[str, Any]:
 @router.get("/summary", response=SummaryOut, summary="Devices per status and collector health")
 def summary(request: HttpRequest) -> dict[str, Any]:
     return status_summary(timezone.now())
+
+
+class GroupSloQuery(Schema):
+    window: Literal["1h", "24h", "7d", "30d", "month"] = Field(
+        "30d", description="Rolling 1h/24h/7d/30d or the calendar month"
+    )
+
+
+def group_rollups(window: str, now: datetime) -> dict[str, Any]:
+    """Every site, and every kind within each site, with its availability against its
+    SLO: the checks of its devices counted as one stream, as ``slo.group_report`` does,
+    from one device report (one pass over the rollups) rather than one report per group.
+    A group SLO defined for exactly that site (or site and kind) gives the target; else
+    the strictest target among its devices."""
+    report = slo.device_report(window, now, with_burn=False)
+    defined = {
+        definition.selector(): definition
+        for definition in GroupSlo.objects.select_related("site", "tag")
+    }
+    totals: dict[tuple[str | None, str | None], tuple[slo.Counts, list[float], list[int]]] = {}
+    for item in report.items:
+        counts = slo.Counts(checks=item["checks"], ok=item["checks"] - item["failed"])
+        for key in ((item["site"], None), (item["site"], item["kind"])):
+            total, targets, devices = totals.setdefault(key, (slo.Counts(), [], []))
+            total.add(counts)
+            targets.append(item["target"])
+            devices.append(item["id"])
+    groups = []
+    for (site, kind), (total, targets, devices) in totals.items():
+        parts = (f"site:{site}" if site else "", f"kind:{kind}" if kind else "")
+        selector = ",".join(part for part in parts if part)
+        definition = defined.get(selector) if site else None
+        target = definition.target if definition else min(targets)
+        figures = slo.budget_figures(
+            total,
+            target,
+            valid_s=0,
+            interval_s=None,
+            window_s=report.end_s - report.start_s,
+            current_burn=None,
+        )
+        groups.append(
+            {
+                "site": site,
+                "kind": kind,
+                "group": selector,
+                "name": definition.name if definition else selector or "No site",
+                "defined": definition is not None,
+                "devices": len(devices),
+                "target": target,
+                "checks": figures["checks"],
+                "failed": figures["failed"],
+                "sli": figures["sli"],
+                "budget_remaining_pct": figures["budget_remaining_pct"],
+            }
+        )
+    groups.sort(key=lambda group: (group["site"] or "", group["kind"] or ""))
+    return {
+        "window": window,
+        "start": isoformat(datetime.fromtimestamp(report.start_s, tz=UTC)),
+        "end": isoformat(datetime.fromtimestamp(report.end_s, tz=UTC)),
+        "groups": groups,
+    }
+
+
+@router.get(
+    "/summary/groups",
+    response={200: GroupSloOut, 422: ErrorOut},
+    summary="Each site, and each kind within it, with its availability against its SLO",
+)
+def summary_groups(request: HttpRequest, query: Query[GroupSloQuery]) -> dict[str, Any]:
+    return group_rollups(query.window, timezone.now())

@@ -209,6 +209,8 @@ class Device(models.Model):
 
     class Meta:
         ordering = ["name"]
+        # The dashboard's changes-only poll asks for devices edited since its last poll.
+        indexes = [models.Index(fields=["updated_at"], name="device_updated_at")]
         constraints = [
             models.UniqueConstraint(
                 fields=["feed", "external_id"],

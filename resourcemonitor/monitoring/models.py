@@ -38,6 +38,11 @@ class DeviceState(models.Model):
     flapping = models.BooleanField(default=False)
     changed_at = models.DateTimeField(default=timezone.now, db_index=True)
 
+    class Meta:
+        # The changes-only poll also finds devices by their last check (new latency, going
+        # stale): without it each poll scanned the table (api.listing._changed_since_q).
+        indexes = [models.Index(fields=["last_check_at"], name="devicestate_last_check_at")]
+
     def __str__(self) -> str:
         return f"{self.device_id}: {self.status}"
 

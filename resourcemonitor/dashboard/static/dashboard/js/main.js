@@ -15,7 +15,7 @@ import { Drawer } from "./drawer.js";
 import * as fmt from "./format.js";
 import { adaptivePoll } from "./poll.js";
 import { Store } from "./store.js";
-import { TABLE_PAGE, Views } from "./views.js";
+import { Views } from "./views.js";
 
 const config = JSON.parse(document.getElementById("dashboard-config").textContent);
 const api = createClient(config.api);
@@ -105,6 +105,7 @@ function syncControls() {
 
 function rerender(changed = null) {
   performance.mark("resmon:filter-start");
+  views.matches = store.matcher(filters);
   views.render(store.select(filters), changed);
   // The benchmark reads this measure; with ?bench=1 it includes style and layout.
   if (BENCH) void document.body.offsetHeight;
@@ -118,8 +119,7 @@ let shownProblems = -1;
 const favicon = document.querySelector('link[rel="icon"]');
 function showProblemCount() {
   if (store.history) return; // the past does not change the tab
-  let problems = 0;
-  for (const device of store.devices.values()) if (config.statusMeta[device.status].problem) problems += 1;
+  const problems = store.problemCount;
   if (problems === shownProblems) return;
   shownProblems = problems;
   document.title = problems ? `(${problems}) Resource Monitor` : "Resource Monitor";
@@ -130,7 +130,7 @@ function showProblemCount() {
 function setFilter(name, value) {
   if (filters[name] === value) return;
   filters[name] = value;
-  views.tableLimit = TABLE_PAGE;
+  views.el.tableWrap.scrollTop = 0;
   syncControls();
   writeUrl();
   rerender();
@@ -148,7 +148,7 @@ for (const [name, select] of Object.entries(el.selects)) {
 }
 el.clear.addEventListener("click", () => {
   for (const name of FILTERS) filters[name] = "";
-  views.tableLimit = TABLE_PAGE;
+  views.el.tableWrap.scrollTop = 0;
   syncControls();
   writeUrl();
   rerender();
@@ -166,6 +166,7 @@ el.toolbar.addEventListener("click", (event) => {
   syncControls();
   writeUrl();
   rerender();
+  refreshGroupSlo();
 });
 document.querySelector('[data-testid="groups"]').addEventListener("click", (event) => {
   const button = event.target.closest("[data-filter-site]");
@@ -177,14 +178,10 @@ document.querySelector('[data-testid="groups"]').addEventListener("click", (even
   writeUrl();
   rerender();
 });
-document.querySelector('[data-testid="show-more"]').addEventListener("click", () => {
-  views.tableLimit += TABLE_PAGE;
-  rerender();
-});
 document.querySelector('[data-testid="problems-more"]').addEventListener("click", () => {
   views.view = "table";
   filters.status = "problems";
-  views.tableLimit = TABLE_PAGE;
+  views.el.tableWrap.scrollTop = 0;
   syncControls();
   writeUrl();
   rerender();
@@ -217,6 +214,8 @@ document.addEventListener("keydown", (event) => {
     el.search.focus();
     el.search.select();
   } else if (event.key === "Enter" && !typing && document.activeElement?.matches("[data-device-id]:not(button)")) {
+    // Else the Enter goes on to the drawer's close button, focused by open(): it clicks.
+    event.preventDefault();
     openDevice(Number(document.activeElement.dataset.deviceId));
   } else if ((event.key === "j" || event.key === "k") && !typing && !event.ctrlKey && !event.metaKey && !event.altKey) {
     event.preventDefault();
@@ -226,6 +225,16 @@ document.addEventListener("keydown", (event) => {
 
 /** j/k: the next or previous device in the page's order (problems, then the view). */
 function moveCursor(step) {
+  // The table holds only the rows in view: step through its order, not its DOM.
+  const active = document.activeElement;
+  if (views.view === "table" && active?.closest?.('[data-testid="device-table-body"]')) {
+    const next = views.tableStep(Number(active.dataset.deviceId), step);
+    if (next) {
+      next.focus({ preventScroll: true });
+      if (drawer.isOpen) openDevice(Number(next.dataset.deviceId));
+      return;
+    }
+  }
   const items = [...document.querySelectorAll("main [data-device-id]")].filter((node) => node.offsetParent !== null);
   if (!items.length) return;
   const index = items.indexOf(document.activeElement);
@@ -350,6 +359,25 @@ async function refreshIncidents() {
   }
 }
 
+// The grouped view's SLO roll-up: when that view is shown, at most once a minute (its
+// figures come from rollups and move slowly). Optional, like the incidents.
+const GROUP_SLO_EVERY_MS = 60_000;
+const GROUP_SLO_WINDOW = "30d";
+let groupSloAt = 0;
+async function refreshGroupSlo() {
+  if (views.view !== "groups" || Date.now() - groupSloAt < GROUP_SLO_EVERY_MS) return;
+  groupSloAt = Date.now();
+  try {
+    const answer = await api.get("summary/groups", { window: GROUP_SLO_WINDOW });
+    views.groupSloWindow = answer.window;
+    views.groupSlo = new Map(answer.groups.map((group) => [`${group.site || ""}\u0000${group.kind || ""}`, group]));
+  } catch {
+    views.groupSlo = null; // the column says "—"; asked again in a minute
+    return;
+  }
+  if (views.view === "groups" && store.cursor !== null) rerender();
+}
+
 async function poll() {
   const full = store.cursor === null || store.needsReload || Date.now() - lastFullLoad > config.fullRefreshMs;
   const params = { limit: 10000 };
@@ -357,6 +385,7 @@ async function poll() {
   let list, summary;
   try {
     [list, summary] = await Promise.all([api.get("devices", params), api.get("summary"), refreshIncidents()]);
+    refreshGroupSlo();
   } catch (error) {
     showConnection(error);
     throw error;
@@ -382,10 +411,12 @@ async function poll() {
     rerender(new Set(store.devices.keys()));
     if (drawer.isOpen) drawer.update(store.devices.get(drawer.deviceId));
   } else {
-    const { layout, changed } = store.applyChanges(list);
+    const { layout, inventory, changed } = store.applyChanges(list);
     if (layout) {
-      refreshSelects();
+      performance.mark("resmon:update-start");
+      if (inventory) refreshSelects();
       rerender(changed);
+      performance.measure("resmon:update", "resmon:update-start");
     } else if (changed.size) {
       performance.mark("resmon:update-start");
       views.patch(changed);
@@ -423,14 +454,24 @@ setInterval(() => {
 // how long it took including style and layout. Only with ?bench=1 in the URL.
 if (BENCH) {
   window.__resmonBench = {
+    views, store, // for poking at the page from a profiler (bench only)
+    // Applied in a task of its own (as a poll's answer is), so that a PerformanceObserver
+    // for long tasks sees it; the duration lands in `last`.
+    later(n) {
+      setTimeout(() => { this.last = this.update(n); }, 0);
+    },
     update(n) {
       const start = performance.now();
-      const items = [...store.devices.values()].slice(0, n).map((device) => ({
+      // Spread over the whole order (the worst case: every section and chunk moves).
+      const all = [...store.devices.values()];
+      const every = Math.max(1, Math.floor(all.length / n));
+      const items = all.filter((_, i) => i % every === 0).slice(0, n).map((device) => ({
         ...device.live, ...device, ...{ live: undefined },
         status: device.status === "up" ? "degraded" : "up",
         latency_ms: (device.latency_ms || 1) + 1,
       }));
-      const { layout, changed } = store.applyChanges({ items, count: items.length, now: store.cursor });
+      const { layout, inventory, changed } = store.applyChanges({ items, count: items.length, now: store.cursor });
+      if (inventory) refreshSelects();
       if (layout) rerender(changed);
       else views.patch(changed);
       document.body.offsetHeight; // force style and layout inside the measurement
@@ -445,6 +486,7 @@ if (initialDevice) {
     if (store.devices.has(initialDevice)) {
       clearInterval(wait);
       openDevice(initialDevice);
+      if (views.view === "table") views.revealTableRow(initialDevice);
     } else if (store.cursor !== null) {
       clearInterval(wait);
     }

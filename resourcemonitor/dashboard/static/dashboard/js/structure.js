@@ -1,5 +1,5 @@
 // Two views of how the network is put together: groups (site, then kind, each with its
-// health) and topology (parents and children, where a down parent visibly takes its
+// health and its availability against its SLO) and topology (parents and children, where a down parent visibly takes its
 // subtree with it).
 
 import { h } from "./dom.js";
@@ -46,6 +46,38 @@ function statusCells(stats, meta, order) {
   return cells;
 }
 
+/** The group's availability against its SLO (GET /api/v1/summary/groups), as a cell. */
+function sloCell(views, site, kind) {
+  const item = views.groupSlo?.get(`${site}\u0000${kind || ""}`);
+  const cell = h("td", { class: "slo nowrap", dataset: { testid: "group-slo" } });
+  if (!item) {
+    cell.append(h("span", { class: "muted", text: views.groupSlo ? "not measured" : "—" }));
+    return cell;
+  }
+  const target = `${fmtPct(item.target)} %`;
+  if (item.sli === null) {
+    cell.dataset.slo = "none";
+    cell.append(h("span", { class: "muted", text: `no checks yet (target ${target})` }));
+    return cell;
+  }
+  const met = item.sli >= item.target;
+  cell.dataset.slo = met ? "met" : "missed";
+  cell.title = `${item.checks} checks, ${item.failed} failed over ${views.groupSloWindow}; ` +
+    `${item.defined ? `group SLO “${item.name}”` : "strictest device target"}` +
+    (item.budget_remaining_pct === null ? "" : `; ${fmtPct(item.budget_remaining_pct)} % of the error budget left`);
+  cell.append(
+    h("span", { class: `slo__mark slo__mark--${met ? "met" : "missed"}`, "aria-hidden": "true", text: met ? "✓" : "✖" }),
+    h("span", { text: `${fmtPct(item.sli)} % of ${target}` }),
+    h("span", { class: "visually-hidden", text: met ? ", SLO met" : ", SLO missed" }),
+  );
+  return cell;
+}
+
+function fmtPct(value) {
+  // 99.95, not 99.9500; 100, not 100.00.
+  return String(Number(value.toFixed(value >= 99 ? 3 : 2)));
+}
+
 function health(stats) {
   return stats.total ? `${((100 * stats.up) / stats.total).toFixed(stats.up === stats.total ? 0 : 1)} % up` : "—";
 }
@@ -64,14 +96,15 @@ export function renderGroups(views, selected) {
   }
   const sites = [...bySite.entries()].map(([site, kinds]) => {
     const all = [].concat(...kinds.values());
-    return { site, kinds, stats: countBy(all, meta), slo: views.sloBySite?.get(site) };
+    return { site, kinds, stats: countBy(all, meta) };
   });
   sites.sort((a, b) => b.stats.problems / b.stats.total - a.stats.problems / a.stats.total || a.site.localeCompare(b.site));
   const table = h("table", { class: "grid grid--groups", "data-testid": "groups-table" },
     h("thead", null, h("tr", null,
       h("th", { scope: "col", text: "Site / kind" }), h("th", { scope: "col", class: "num", text: "Devices" }),
       h("th", { scope: "col", text: "Health" }), h("th", { scope: "col", class: "num", text: "Up" }),
-      h("th", { scope: "col", text: "Problems" }))));
+      h("th", { scope: "col", text: "Problems" }),
+      h("th", { scope: "col", text: `SLO (${views.groupSloWindow || "30d"})` }))));
   for (const group of sites) {
     const body = h("tbody", { class: group.stats.problems ? "group group--problem" : "group" });
     body.append(h("tr", { class: "group__site", dataset: { site: group.site, testid: "group-row" } },
@@ -79,7 +112,8 @@ export function renderGroups(views, selected) {
       h("td", { class: "num", text: group.stats.total }),
       h("td", null, healthBar(group.stats, meta, order)),
       h("td", { class: "num", text: health(group.stats) }),
-      h("td", null, statusCells(group.stats, meta, order))));
+      h("td", null, statusCells(group.stats, meta, order)),
+      sloCell(views, group.site, null)));
     const kinds = [...group.kinds.entries()].sort((a, b) => a[0].localeCompare(b[0]));
     for (const [kind, devices] of kinds) {
       const stats = countBy(devices, meta);
@@ -88,7 +122,8 @@ export function renderGroups(views, selected) {
         h("td", { class: "num", text: stats.total }),
         h("td", null, healthBar(stats, meta, order)),
         h("td", { class: "num", text: health(stats) }),
-        h("td", null, statusCells(stats, meta, order))));
+        h("td", null, statusCells(stats, meta, order)),
+        sloCell(views, group.site, kind)));
     }
     table.append(body);
   }

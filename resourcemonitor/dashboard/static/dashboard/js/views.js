@@ -1,22 +1,30 @@
 // The page's live parts: status counts, the problems panel, tiles and the table.
 //
 // At 10,000 devices the rules are: build in one pass into a DocumentFragment, keep one
-// node per device and reuse it (a re-sort moves nodes, it does not rebuild them), patch
-// only the nodes of devices that changed, and never put more than a few hundred table
-// rows in the DOM (tiles are tiny; the table grows by "Show more").
+// node per device and reuse it, move only the tiles of devices that changed (problems
+// have their own section; each section stays in display order), patch only the nodes
+// of devices that changed, and keep only the table rows in view in the DOM.
 
 import { h, setText } from "./dom.js";
+import { insertionIndex } from "./store.js";
 import * as fmt from "./format.js";
 import { renderGroups, renderTopology } from "./structure.js";
 
 const PROBLEM_ROWS = 50;
-export const TABLE_PAGE = 200;
 // Up to this many tiles show their names; more become small squares.
 const NAMED_TILES_MAX = 240;
 // Must match .tile / .tiles__chunk in dashboard.css.
 const TILE_SIZE = 16;
 const TILE_GAP = 3;
-const TILE_CHUNK_ROWS = 8;
+const TILE_CHUNK_ROWS = 4;
+// The virtual table: rows drawn beyond the visible ones, each side; a first guess at a
+// row's height (measured after the first rows are drawn).
+const TABLE_OVERSCAN = 12;
+const ROW_HEIGHT_GUESS = 33;
+// Tiles moved across chunk edges per idle moment while restoring whole rows.
+const REBALANCE_MOVES = 150;
+// Up to this many changed devices move one by one; more, and the tiles are built afresh.
+const INCREMENTAL_MAX = 2000;
 
 export class Views {
   constructor(root, config, store) {
@@ -29,16 +37,17 @@ export class Views {
     this.namedTiles = new Map(); // device id -> labelled tile button
     this.rows = new Map(); // device id -> table row
     this.problemRows = new Map(); // device id -> problems row
-    this.tableLimit = TABLE_PAGE;
     this.view = "tiles";
     this.selected = [];
     this.sort = null; // {key, dir} for the table; null: problems first, then by name
-    this.lastTiles = null; // the selection the tiles show, to skip identical re-renders
+    this.tileModel = null; // the tiles on screen: sections of entries in display order
+    this.moves = 0; // tiles moved by the current rebalancing step
+    this.matches = () => true; // the page's filters, for one device (set by main.js)
+    this.tableRows = null; // the table's devices in its order; only a window is in the DOM
     this.el = {
       tiles: root.querySelector('[data-testid="tiles"]'),
       tableWrap: root.querySelector('[data-testid="table-wrap"]'),
       tableBody: root.querySelector('[data-testid="device-table-body"]'),
-      showMore: root.querySelector('[data-testid="show-more"]'),
       noMatch: root.querySelector('[data-testid="no-match"]'),
       shown: root.querySelector('[data-testid="shown-count"]'),
       problemsBody: root.querySelector('[data-testid="problems-body"]'),
@@ -58,12 +67,22 @@ export class Views {
       else this.sort = null;
       this.renderTable(this.selected);
     });
-    // Chunks hold whole rows: a new width means new chunks.
-    this.columns = 0;
-    new ResizeObserver(() => {
-      const compact = this.view === "tiles" && !this.el.tiles.classList.contains("tiles--named");
-      if (compact && this.columns && this.tileColumns() !== this.columns) this.renderTiles(this.selected);
+    // Chunks hold whole rows: a new width means new chunks. The observer also keeps the
+    // column count, so an update never has to ask for layout to learn it.
+    this.columnsSeen = 0;
+    new ResizeObserver((entries) => {
+      const width = entries[entries.length - 1].contentRect.width;
+      this.columnsSeen = width > 0 ? Views.columnsFor(width) : 0;
+      const model = this.view === "tiles" ? this.tileModel : null;
+      if (model && !model.named && this.columnsSeen && this.columnsSeen !== model.columns) {
+        this.renderTiles(this.selected);
+      }
     }).observe(this.el.tiles);
+    let scrollFrame = 0;
+    this.el.tableWrap.addEventListener("scroll", () => {
+      cancelAnimationFrame(scrollFrame);
+      scrollFrame = requestAnimationFrame(() => this.renderTableWindow());
+    }, { passive: true });
   }
 
   // --- one device, as a status pill, a tile, a row -----------------------------------
@@ -203,6 +222,10 @@ export class Views {
     for (const cache of [this.tiles, this.namedTiles, this.rows, this.problemRows]) {
       for (const id of cache.keys()) if (!this.store.devices.has(id)) cache.delete(id);
     }
+    // A deleted device's tile is not among the next update's changes: start afresh.
+    if (this.tileModel && [...this.tileModel.entries.keys()].some((id) => !this.store.devices.has(id))) {
+      this.tileModel = null;
+    }
   }
 
   /** Re-flow everything for a new selection; nodes of `changed` devices are refreshed. */
@@ -224,8 +247,9 @@ export class Views {
     this.el.tableWrap.hidden = this.view !== "table";
     this.el.groups.hidden = this.view !== "groups";
     this.el.topology.hidden = this.view !== "topology";
-    if (this.view !== "tiles") this.lastTiles = null;
-    if (this.view === "tiles") this.renderTiles(selected);
+    // A hidden view is not kept up to date: the tiles start afresh when shown again.
+    if (this.view !== "tiles") this.tileModel = null;
+    if (this.view === "tiles") this.renderTiles(selected, changed);
     else if (this.view === "table") this.renderTable(selected);
     else if (this.view === "groups") this.renderStructure(renderGroups(this, selected), selected.length);
     else this.renderStructure(renderTopology(this, selected), selected.length);
@@ -241,19 +265,27 @@ export class Views {
       if (tile) this.fillTile(tile, device, false);
       const namedTile = this.namedTiles.get(id);
       if (namedTile) this.fillTile(namedTile, device, true);
+      // Rows off screen (the table is virtual, the panel shows 50) are built again
+      // when next shown, not refilled now.
       const row = this.rows.get(id);
-      if (row) this.fillRow(row, device);
+      if (row?.isConnected) this.fillRow(row, device);
+      else if (row) this.rows.delete(id);
       const problemRow = this.problemRows.get(id);
-      if (problemRow) this.fillProblemRow(problemRow, device);
+      if (problemRow?.isConnected) this.fillProblemRow(problemRow, device);
+      else if (problemRow) this.problemRows.delete(id);
     }
     if (refreshSince) this.tick();
   }
 
   renderProblems(selected) {
     const problems = selected.filter((device) => this.store.isProblem(device));
+    const rows = problems.slice(0, PROBLEM_ROWS).map((device) => this.problemRow(device));
+    const body = this.el.problemsBody;
+    // The same rows in the same order (most updates): leave the panel alone.
+    const same = rows.length > 0 && rows.length === body.children.length && rows.every((row, i) => body.children[i] === row);
     const fragment = document.createDocumentFragment();
-    for (const device of problems.slice(0, PROBLEM_ROWS)) fragment.append(this.problemRow(device));
-    if (!problems.length) {
+    if (!same) fragment.append(...rows);
+    if (!same && !problems.length) {
       const filtered = selected.length !== this.store.devices.size;
       fragment.append(
         h("tr", { class: "empty" }, h("td", {
@@ -264,7 +296,7 @@ export class Views {
         })),
       );
     }
-    this.el.problemsBody.replaceChildren(fragment);
+    if (!same) body.replaceChildren(fragment);
     setText(this.el.problemsCount, problems.length);
     this.el.problemsPanel.classList.toggle("problems--clear", problems.length === 0);
     const hidden = problems.length - PROBLEM_ROWS;
@@ -275,7 +307,6 @@ export class Views {
   renderStructure(node, count) {
     const target = this.view === "groups" ? this.el.groups : this.el.topology;
     target.replaceChildren(node);
-    this.el.showMore.hidden = true;
     setText(this.el.shown, this.shownText(count, count));
   }
 
@@ -285,47 +316,219 @@ export class Views {
     return true;
   }
 
-  renderTiles(selected) {
-    // Typing "s", "si", "sit" often keeps the same devices: nothing to move.
-    if (Views.sameList(this.lastTiles, selected) && this.columns === this.tileColumns()) return;
-    this.lastTiles = selected;
+  /** The tiles for `selected`. With `changed` (a poll's device ids, or null after a
+   * filter change), only what differs moves: each tile section keeps its devices in
+   * display order, a changed device leaves its place and is inserted at its new one
+   * (binary search), and the chunks after it pass one tile along at their edges. A
+   * 100-device update touches ~100 tiles and a few chunk edges, never all 10,000. */
+  renderTiles(selected, changed = null) {
     const named = selected.length <= NAMED_TILES_MAX;
-    const container = this.el.tiles;
-    container.classList.toggle("tiles--named", named);
-    const fragment = document.createDocumentFragment();
-    if (named) {
-      for (const device of selected) fragment.append(this.tile(device, true));
-    } else {
-      // Squares go in chunks of whole rows, each skipped by layout and paint while off
-      // screen (content-visibility: auto): at 10,000 devices most of them are.
-      this.columns = this.tileColumns();
-      const perChunk = this.columns * TILE_CHUNK_ROWS;
-      for (let start = 0; start < selected.length; start += perChunk) {
-        const chunk = this.tileChunk(start / perChunk);
-        const end = Math.min(start + perChunk, selected.length);
-        const tiles = new Array(end - start);
-        for (let i = start; i < end; i += 1) tiles[i - start] = this.tile(selected[i], false);
-        // One call per chunk rather than one per tile: fewer trips into the DOM.
-        chunk.replaceChildren(...tiles);
-        fragment.append(chunk);
-      }
+    const columns = named ? 0 : this.tileColumns();
+    const model = this.tileModel;
+    const fits = model && model.named === named && model.columns === columns;
+    if (fits && Views.sameList(model.list, selected)) return; // "s", "si": same devices
+    let done = false;
+    if (fits && changed && changed.size <= INCREMENTAL_MAX) {
+      done = this.moveTiles(changed);
+    } else if (fits && !changed) {
+      done = this.diffTiles(selected);
     }
-    container.replaceChildren(fragment);
-    this.el.showMore.hidden = true;
+    if (!done) this.buildTiles(selected, named, columns);
+    this.tileModel.list = selected;
     setText(this.el.shown, this.shownText(selected.length, selected.length));
   }
 
-  /** How many squares fit in a row of the tiles panel (see .tiles__chunk in the CSS). */
-  tileColumns() {
-    const style = getComputedStyle(this.el.tiles);
-    const width = this.el.tiles.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
-    return Math.max(1, Math.floor((width + TILE_GAP) / (TILE_SIZE + TILE_GAP)));
+  /** Problems (and flapping devices) in a section of their own, then the rest. */
+  static sectionIndex(device) {
+    return device.sortRank < 3 ? 0 : 1;
   }
 
-  tileChunk(index) {
-    this.chunks = this.chunks || [];
-    if (!this.chunks[index]) this.chunks[index] = h("div", { class: "tiles__chunk" });
-    return this.chunks[index];
+  buildTiles(selected, named, columns) {
+    const container = this.el.tiles;
+    container.classList.toggle("tiles--named", named);
+    const perChunk = named ? Infinity : columns * TILE_CHUNK_ROWS;
+    const model = { named, columns, perChunk, list: selected, entries: new Map(), sections: [] };
+    const fragment = document.createDocumentFragment();
+    for (const label of ["Problems", "Other devices"]) {
+      const el = h("div", { class: "tiles__section", role: "group", "aria-label": label });
+      model.sections.push({ el, items: [], chunks: [] });
+      fragment.append(el);
+    }
+    for (const device of selected) {
+      const entry = this.tileEntry(device, named);
+      const section = model.sections[Views.sectionIndex(device)];
+      entry.section = section;
+      section.items.push(entry);
+      model.entries.set(device.id, entry);
+    }
+    this.tileModel = model;
+    for (const section of model.sections) this.fillSection(section, 0);
+    container.replaceChildren(fragment);
+  }
+
+  tileEntry(device, named) {
+    return { id: device.id, sortRank: device.sortRank, name: device.name, tile: this.tile(device, named) };
+  }
+
+  /** Take the changed devices out of their places and put them where they now belong.
+   * Only their own tiles move: a chunk may hold a tile more or less than whole rows
+   * until the idle-time rebalancing (rebalance()) passes tiles along chunk edges. */
+  moveTiles(changed) {
+    const model = this.tileModel;
+    const dirty = new Map(); // section -> first index that moved
+    const touch = (section, index) => dirty.set(section, Math.min(index, dirty.get(section) ?? Infinity));
+    for (const id of changed) {
+      const device = this.store.devices.get(id);
+      const wanted = device && this.matches(device);
+      const entry = model.entries.get(id);
+      if (entry && wanted && entry.sortRank === device.sortRank && entry.name === device.name) continue;
+      if (entry) {
+        const items = entry.section.items;
+        const at = insertionIndex(items, entry);
+        if (items[at] !== entry) return false; // out of order somehow: rebuild
+        items.splice(at, 1);
+        entry.tile.remove();
+        touch(entry.section, at);
+        model.entries.delete(id);
+      }
+      if (wanted) this.insertTile(device, touch);
+    }
+    for (const [section, from] of dirty) {
+      section.el.hidden = section.items.length === 0;
+      if (model.named) continue; // one grid per section: nothing to balance
+      section.pending = Math.min(section.pending ?? Infinity, Math.floor(from / model.perChunk));
+    }
+    if (dirty.size && !model.named) this.scheduleRebalance();
+    return true;
+  }
+
+  insertTile(device, touch) {
+    const model = this.tileModel;
+    const entry = this.tileEntry(device, model.named);
+    const section = model.sections[Views.sectionIndex(device)];
+    entry.section = section;
+    const items = section.items;
+    const at = insertionIndex(items, entry);
+    items.splice(at, 0, entry);
+    model.entries.set(device.id, entry);
+    // The DOM follows the items' order: go before the next tile, or after the previous.
+    const next = items[at + 1]?.tile;
+    const previous = items[at - 1]?.tile;
+    if (next?.parentNode) next.before(entry.tile);
+    else if (previous?.parentNode) previous.after(entry.tile);
+    else this.sectionChunk(section, 0).append(entry.tile);
+    touch(section, at);
+  }
+
+  sectionChunk(section, index) {
+    let chunk = section.chunks[index];
+    if (!chunk) {
+      chunk = h("div", { class: this.tileModel.named ? "tiles__grid" : "tiles__chunk" });
+      section.chunks[index] = chunk;
+      section.el.append(chunk);
+    }
+    return chunk;
+  }
+
+  /** Whole rows again, a few chunks per idle moment: no long task, ever. */
+  scheduleRebalance() {
+    if (this.rebalancing) return;
+    this.rebalancing = true;
+    const idle = window.requestIdleCallback || ((fn) => setTimeout(() => fn({ timeRemaining: () => 8 }), 16));
+    const step = (deadline) => {
+      const model = this.tileModel;
+      let more = false;
+      // Few moves per go: the browser styles and lays out what moved before the next
+      // go, so each frame stays short (one go moving them all was a 200 ms task).
+      this.moves = 0;
+      for (const section of model ? model.sections : []) {
+        while (section.pending !== undefined && this.moves < REBALANCE_MOVES && deadline.timeRemaining() > 1) {
+          if (!this.fillChunk(section, section.pending)) section.pending = undefined;
+          else section.pending += 1;
+        }
+        if (section.pending !== undefined) more = true;
+      }
+      if (more) idle(step, { timeout: 500 });
+      else this.rebalancing = false;
+    };
+    idle(step, { timeout: 500 });
+  }
+
+  /** After a filter change: when few devices come or go, move those rather than all. */
+  diffTiles(selected) {
+    const model = this.tileModel;
+    const ids = new Set();
+    for (const device of selected) ids.add(device.id);
+    let leaving = 0;
+    for (const id of model.entries.keys()) if (!ids.has(id)) leaving += 1;
+    const coming = selected.length - (model.entries.size - leaving);
+    // Past this, building afresh is as cheap as moving (and simpler for the browser).
+    if (leaving + coming > Math.max(INCREMENTAL_MAX, selected.length / 4)) return false;
+    const changed = new Set();
+    for (const id of model.entries.keys()) if (!ids.has(id)) changed.add(id);
+    for (const device of selected) if (!model.entries.has(device.id)) changed.add(device.id);
+    const keep = this.matches;
+    this.matches = (device) => ids.has(device.id);
+    try {
+      return this.moveTiles(changed);
+    } finally {
+      this.matches = keep;
+    }
+  }
+
+  /** Make the section's chunks hold its items in order, from item `from` on. */
+  fillSection(section, from) {
+    const first = this.tileModel.named ? 0 : Math.floor(from / this.tileModel.perChunk);
+    for (let c = first; this.fillChunk(section, c); c += 1);
+    section.pending = undefined;
+  }
+
+  /** Chunk `c` gets its share of the section's items: pulled from the head of the next
+   * chunk, or passed on to it. The DOM stays in order after each chunk (every tile on
+   * screen, none detached), so this can stop between any two chunks. Returns false
+   * after the last chunk (and drops empty ones). */
+  fillChunk(section, c) {
+    const { perChunk } = this.tileModel;
+    const items = section.items;
+    const start = c === 0 ? 0 : c * perChunk; // named: one chunk (0 x Infinity is NaN)
+    if (start >= items.length && c > 0) {
+      while (section.chunks.length > c) section.chunks.pop().remove();
+      section.el.hidden = items.length === 0;
+      return false;
+    }
+    const chunk = this.sectionChunk(section, c);
+    let ref = chunk.firstChild;
+    const end = Math.min(items.length, start + perChunk);
+    for (let i = start; i < end; i += 1) {
+      const tile = items[i].tile;
+      if (ref === tile) {
+        ref = ref.nextSibling;
+      } else {
+        chunk.insertBefore(tile, ref);
+        this.moves += 1;
+      }
+    }
+    if (ref) {
+      // What is left belongs further on: the next chunk takes it at its head.
+      const rest = [];
+      for (; ref; ref = ref.nextSibling) rest.push(ref);
+      this.moves += rest.length;
+      this.sectionChunk(section, c + 1).prepend(...rest);
+    }
+    section.el.hidden = items.length === 0;
+    return end < items.length || section.chunks.length > c + 1;
+  }
+
+  /** How many squares fit in a row of the tiles panel (see .tiles__chunk in the CSS):
+   * from the ResizeObserver when it has seen the panel, else measured (a forced layout). */
+  tileColumns() {
+    if (this.columnsSeen) return this.columnsSeen;
+    const style = getComputedStyle(this.el.tiles);
+    return Views.columnsFor(this.el.tiles.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight));
+  }
+
+  static columnsFor(contentWidth) {
+    return Math.max(1, Math.floor((contentWidth + TILE_GAP) / (TILE_SIZE + TILE_GAP)));
   }
 
   sorted(selected) {
@@ -346,20 +549,83 @@ export class Views {
     return keyed.map((pair) => pair[1]);
   }
 
+  /** The table is virtual: every matching device is in `tableRows`, but only the rows
+   * in view (plus a margin) are in the DOM, between two spacer rows that keep the
+   * scrollbar true. Sorting re-orders the array; scrolling swaps a few dozen rows. */
   renderTable(unsorted) {
     for (const th of this.el.tableHead.querySelectorAll("th[data-col]")) {
       const active = this.sort && this.sort.key === th.dataset.col;
       th.setAttribute("aria-sort", active ? (this.sort.dir === 1 ? "ascending" : "descending") : "none");
     }
-    const selected = this.sorted(unsorted);
-    const limit = Math.min(this.tableLimit, selected.length);
-    const fragment = document.createDocumentFragment();
-    for (let i = 0; i < limit; i += 1) fragment.append(this.row(selected[i]));
-    this.el.tableBody.replaceChildren(fragment);
-    const rest = selected.length - limit;
-    this.el.showMore.hidden = rest <= 0;
-    if (rest > 0) setText(this.el.showMore, `Show ${Math.min(TABLE_PAGE, rest)} more (${rest} not shown)`);
-    setText(this.el.shown, this.shownText(limit, selected.length));
+    this.tableRows = this.sorted(unsorted);
+    this.tableIndex = null;
+    this.el.tableBody.parentElement.setAttribute("aria-rowcount", String(this.tableRows.length + 1));
+    setText(this.el.shown, this.shownText(this.tableRows.length, this.tableRows.length));
+    this.renderTableWindow();
+  }
+
+  spacer() {
+    const cell = h("td", { colspan: String(this.el.tableHead.querySelectorAll("th").length) });
+    return h("tr", { class: "spacer", "aria-hidden": "true" }, cell);
+  }
+
+  renderTableWindow() {
+    const rows = this.tableRows || [];
+    const wrap = this.el.tableWrap;
+    const rowHeight = this.rowHeight || ROW_HEIGHT_GUESS;
+    const head = this.el.tableHead.offsetHeight;
+    const top = Math.max(0, wrap.scrollTop - head);
+    const start = Math.max(0, Math.floor(top / rowHeight) - TABLE_OVERSCAN);
+    const end = Math.min(rows.length, Math.ceil((top + (wrap.clientHeight || 800)) / rowHeight) + TABLE_OVERSCAN);
+    this.tableSpacers = this.tableSpacers || [this.spacer(), this.spacer()];
+    const [before, after] = this.tableSpacers;
+    before.firstChild.style.height = `${start * rowHeight}px`; // CSSOM: allowed by the CSP
+    after.firstChild.style.height = `${(rows.length - end) * rowHeight}px`;
+    // A spacer only where rows are left out: at the top, the first row is the first child.
+    const nodes = start > 0 ? [before] : [];
+    for (let i = start; i < end; i += 1) {
+      const row = this.row(rows[i]);
+      row.setAttribute("aria-rowindex", String(i + 2)); // 1 is the header
+      nodes.push(row);
+    }
+    if (end < rows.length) nodes.push(after);
+    const focused = document.activeElement;
+    this.el.tableBody.replaceChildren(...nodes);
+    if (focused?.isConnected && document.activeElement !== focused) focused.focus({ preventScroll: true });
+    this.tableWindow = [start, end];
+    if (!this.rowHeight && end > start) {
+      // Rows are one line high (see .grid--devices in the CSS): measure one, once.
+      const measured = this.rows.get(rows[start].id).getBoundingClientRect().height;
+      if (measured > 0) {
+        this.rowHeight = measured;
+        if (Math.abs(measured - rowHeight) > 1) this.renderTableWindow();
+      }
+    }
+  }
+
+  /** The row `step` rows from device `id` in the table's order, scrolled into view and
+   * in the DOM; null past the first row (the caller moves on to what comes before). */
+  tableStep(id, step) {
+    const rows = this.tableRows || [];
+    const index = rows.findIndex((device) => device.id === id);
+    const target = index < 0 ? 0 : index + step;
+    if (target < 0 || !rows.length) return null;
+    return this.revealTableRow(rows[Math.min(rows.length - 1, target)].id);
+  }
+
+  /** Scroll the table to device `id`'s row (a deep link, j/k) and return the row. */
+  revealTableRow(id) {
+    const rows = this.tableRows || [];
+    const index = rows.findIndex((device) => device.id === id);
+    if (index < 0) return null;
+    const wrap = this.el.tableWrap;
+    const rowHeight = this.rowHeight || ROW_HEIGHT_GUESS;
+    const head = this.el.tableHead.offsetHeight;
+    const top = head + index * rowHeight;
+    if (top - head < wrap.scrollTop) wrap.scrollTop = top - head;
+    else if (top + rowHeight > wrap.scrollTop + wrap.clientHeight) wrap.scrollTop = top + rowHeight - wrap.clientHeight;
+    this.renderTableWindow();
+    return this.rows.get(id) || null;
   }
 
   shownText(shown, matching) {
