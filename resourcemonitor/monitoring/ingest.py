@@ -20,8 +20,8 @@ Limits, on purpose:
   time (``monitoring.metricstore``), in the same transaction as the sample. MQTT telemetry
   (``record_telemetry``) stores metrics only: no sample, no state change, and any check
   method is accepted (a pinged device may still publish its CPU).
-- The flap history restarts on every call (it lives in the collector's memory only), so a
-  push device is flagged flapping only within one batch.
+- The flap history is read and written with the state row (``DeviceState.flap_history``),
+  so a push device is weighed over its last 21 reports, across requests and messages.
 - A report older than the device's last applied one is kept as a sample but does not move
   the state (MQTT may deliver out of order; a retried batch must not count twice).
 """

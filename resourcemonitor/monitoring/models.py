@@ -37,6 +37,10 @@ class DeviceState(models.Model):
     last_error = models.CharField(max_length=300, blank=True)
     flapping = models.BooleanField(default=False)
     changed_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # The last 21 checks' outcomes (0 ok, 1 slow, 2 failed), oldest first: the flap
+    # detector's memory, so a collector restart or a push device's next report goes on
+    # from it instead of starting blind.
+    flap_history = models.CharField(max_length=21, blank=True, default="")
 
     class Meta:
         # The changes-only poll also finds devices by their last check (new latency, going

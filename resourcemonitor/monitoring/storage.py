@@ -97,6 +97,11 @@ class StateRow:
     last_error: str
     flapping: bool
     changed_at: datetime
+    # The last checks' outcomes for flap detection, oldest first, one digit each
+    # (collector.state.Outcome): kept so a restart, or the next push batch, goes on
+    # weighing the same history. Last, with a default: spool files written before it
+    # decode unchanged.
+    flap_history: str = ""
 
     @classmethod
     def of(cls, device_id: int, state: TrackedState) -> StateRow:
@@ -113,6 +118,7 @@ class StateRow:
             last_error=state.last_error,
             flapping=state.flapping,
             changed_at=state.changed_at,
+            flap_history=state.history_text(),
         )
 
 
@@ -542,6 +548,7 @@ def write_batch(
                             s.last_error,
                             s.flapping,
                             adapt(s.changed_at),
+                            s.flap_history,
                         )
                         for s in states
                     ],

@@ -65,6 +65,7 @@ def encode(batch: Batch) -> bytes:
                 s.last_error,
                 s.flapping,
                 _dt(s.changed_at),
+                s.flap_history,
             ]
             for s in batch.states.values()
         ],
@@ -84,8 +85,20 @@ def decode(data: bytes) -> Batch:
     for row in doc["states"]:
         since, check, ok_at, changed = _undt(row[2]), _undt(row[3]), _undt(row[4]), _undt(row[10])
         assert since is not None and changed is not None
+        history = row[11] if len(row) > 11 else ""  # absent in spools of older versions
         state = StateRow(
-            row[0], row[1], since, check, ok_at, row[5], row[6], row[7], row[8], row[9], changed
+            row[0],
+            row[1],
+            since,
+            check,
+            ok_at,
+            row[5],
+            row[6],
+            row[7],
+            row[8],
+            row[9],
+            changed,
+            history,
         )
         batch.states[state.device_id] = state
     batch.events = [EventRow(r[0], _undt(r[1]), r[2], r[3], r[4]) for r in doc["events"]]  # type: ignore[arg-type]

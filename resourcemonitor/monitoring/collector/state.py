@@ -26,8 +26,9 @@ The rules, in one place:
   ``changed_at``; a change of the flapping flag or of the error text moves only
   ``changed_at`` (the dashboard's "what changed since" cursor).
 
-The flap history lives in memory only: after a restart it starts empty, which can only
-delay a flapping flag, never raise a false one.
+The flap history is stored with the state (``DeviceState.flap_history``, a digit per
+check), so a collector restart resumes it, and push devices, whose reports are applied
+one request or MQTT message at a time, are weighed over their last 21 reports too.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ class Outcome(IntEnum):
     OK = 0
     SLOW = 1
     FAILED = 2
+
+
+_OUTCOME_DIGITS = frozenset(str(int(o)) for o in Outcome)
 
 
 class Thresholds(Protocol):
@@ -135,7 +139,15 @@ class TrackedState:
             consecutive_successes=row["consecutive_successes"],
             last_error=row["last_error"],
             flapping=row["flapping"],
+            history=deque(
+                (int(c) for c in row.get("flap_history") or "" if c in _OUTCOME_DIGITS),
+                maxlen=FLAP_HISTORY,
+            ),
         )
+
+    def history_text(self) -> str:
+        """The flap history as stored (``DeviceState.flap_history``): a digit per check."""
+        return "".join(map(str, self.history))
 
     # -- transitions ------------------------------------------------------------------
 

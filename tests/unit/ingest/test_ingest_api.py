@@ -209,3 +209,18 @@ def test_a_token_over_its_ingest_rate_gets_429_and_nothing_is_stored(logged_in, 
     assert response.status_code == 429
     assert "rate limit" in response.json()["detail"]
     assert Sample.objects.filter(device=sensor).count() == 1
+
+
+def test_a_push_device_flapping_over_separate_reports_is_flagged(logged_in, sensor):
+    # One report per request, as a sensor pushes: the flap history must outlive a request.
+    start = timezone.now() - timedelta(minutes=30)
+    for i in range(24):
+        report = {
+            "device": sensor.id,
+            "ok": (i // 2) % 2 == 0,  # two good, two bad, ...
+            "ts": (start + timedelta(seconds=60 * i)).isoformat(),
+        }
+        assert post(logged_in, report).status_code == 200
+    state = DeviceState.objects.get(device=sensor)
+    assert state.flapping is True
+    assert len(state.flap_history) == 21 and set(state.flap_history) == {"0", "2"}

@@ -221,6 +221,27 @@ def test_from_stored_resumes_streaks() -> None:
     assert state.status == Status.DOWN and state.consecutive_successes == 1
 
 
+def test_the_flap_history_survives_a_restart_through_the_stored_row() -> None:
+    from resourcemonitor.monitoring.storage import STATE_COLUMNS, StateRow
+
+    limits = Limits(fail_threshold=1, recover_threshold=1)
+    before = TrackedState.new(T0)
+    for i in range(12):  # alternating: a flap every check
+        before.apply(OK if i % 2 else REFUSED, limits, now=at(i))
+    assert before.flapping
+    row = StateRow.of(1, before)
+    stored = {name: getattr(row, name) for name in STATE_COLUMNS}
+    after = TrackedState.from_stored(stored)
+    assert list(after.history) == list(before.history) and after.flapping
+    # It keeps weighing the same checks: a few more alternations keep it flapping, where
+    # an empty history would need a long run of checks before it could tell.
+    for i in range(12, 16):
+        after.apply(OK if i % 2 else REFUSED, limits, now=at(i))
+    assert after.flapping
+    # Rows written before the column existed (or hand-edited nonsense) start empty.
+    assert not TrackedState.from_stored({**stored, "flap_history": "x9"}).history
+
+
 def test_topology_finds_the_nearest_down_ancestor_and_all_descendants() -> None:
     parents = {1: None, 2: 1, 3: 2, 4: 3, 5: 3, 6: None}
     names = {i: f"d{i}" for i in parents}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -171,3 +173,12 @@ def _two(t: int) -> Batch:
     batch.add(SampleRow(t, 1, True, 10, None), None)
     batch.add(SampleRow(t + 1, 1, True, 10, None), None)
     return batch
+
+
+def test_a_spool_file_from_before_the_flap_history_still_decodes() -> None:
+    state = StateRow(7, "down", NOW, NOW, None, None, 3, 0, "timeout", False, NOW, "0022")
+    batch = Batch(states={7: state})
+    assert decode(encode(batch)).states[7].flap_history == "0022"
+    old = json.loads(encode(batch))
+    old["states"][0].pop()  # the eleven fields an older version wrote
+    assert decode(json.dumps(old).encode()).states[7] == dataclasses.replace(state, flap_history="")
