@@ -42,11 +42,6 @@ class DeviceState(models.Model):
     # from it instead of starting blind.
     flap_history = models.CharField(max_length=21, blank=True, default="")
 
-    class Meta:
-        # The changes-only poll also finds devices by their last check (new latency, going
-        # stale): without it each poll scanned the table (api.listing._changed_since_q).
-        indexes = [models.Index(fields=["last_check_at"], name="devicestate_last_check_at")]
-
     def __str__(self) -> str:
         return f"{self.device_id}: {self.status}"
 

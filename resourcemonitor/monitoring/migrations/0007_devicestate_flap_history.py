@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('monitoring', '0007_devicestate_last_check_at_index'),
+        ('monitoring', '0006_device_metrics'),
     ]
 
     operations = [
