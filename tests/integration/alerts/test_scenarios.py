@@ -45,15 +45,8 @@ def statuses(stack: Stack) -> dict[str, str]:
     return {d["name"]: d["status"] for d in stack.api("/api/v1/devices?limit=1000")["items"]}
 
 
-def test_switch_down_one_page_children_silent_then_one_resolution(stack: Stack) -> None:
-    inventory = stack.sim("/inventory")
-    # A switch with a parent (distribution, not the core) and devices behind it.
-    switch = next(
-        d
-        for d in inventory
-        if d["parent_id"] is not None and len(descendants(inventory, d["id"])) >= 2
-    )
-    behind = descendants(inventory, switch["id"])
+def settle(stack: Stack, inventory: list[dict]) -> None:
+    """Every simulated device pinned up, answering, and no incident left open."""
     for device in inventory:
         stack.force(device, "up")
     # Degraded is fine here: it opens an incident only after an hour in this stack.
@@ -68,15 +61,33 @@ def test_switch_down_one_page_children_silent_then_one_resolution(stack: Stack) 
         timeout=30,
         what="no active incidents",
     )
+
+
+def only_channel(stack: Stack, name: str, receiver: Receiver) -> None:
+    """The receiver's webhook as the one notification channel."""
+    created = stack.resmon(
+        "shell",
+        "-c",
+        "from resourcemonitor.alerts.models import Channel; "
+        "Channel.objects.all().delete(); "
+        f"Channel.objects.create(name={name!r}, target='{receiver.url()}')",
+    )
+    assert created.returncode == 0, created.stderr
+
+
+def test_switch_down_one_page_children_silent_then_one_resolution(stack: Stack) -> None:
+    inventory = stack.sim("/inventory")
+    # A switch with a parent (distribution, not the core) and devices behind it.
+    switch = next(
+        d
+        for d in inventory
+        if d["parent_id"] is not None and len(descendants(inventory, d["id"])) >= 2
+    )
+    behind = descendants(inventory, switch["id"])
+    settle(stack, inventory)
     receiver = Receiver()
     try:
-        created = stack.resmon(
-            "shell",
-            "-c",
-            "from resourcemonitor.alerts.models import Channel; "
-            f"Channel.objects.create(name='hook', target='{receiver.url()}')",
-        )
-        assert created.returncode == 0, created.stderr
+        only_channel(stack, "hook", receiver)
 
         stack.force(switch, "down")
         wait_for(lambda: receiver.posts, timeout=30, what="the page for the switch")
@@ -109,28 +120,10 @@ def test_a_device_flapping_twenty_times_pages_at_most_twice_then_resolves(stack:
     inventory = stack.sim("/inventory")
     parents = {d["parent_id"] for d in inventory}
     leaf = next(d for d in inventory if d["id"] not in parents)
-    for device in inventory:
-        stack.force(device, "up")
-    wait_for(
-        lambda: set(statuses(stack).values()) <= {"up", "degraded"},
-        timeout=60,
-        what="every device answering",
-    )
-    wait_for(
-        lambda: stack.api("/api/v1/incidents?state=active")["count"] == 0,
-        timeout=30,
-        what="no active incidents",
-    )
+    settle(stack, inventory)
     receiver = Receiver()
     try:
-        created = stack.resmon(
-            "shell",
-            "-c",
-            "from resourcemonitor.alerts.models import Channel; "
-            "Channel.objects.all().delete(); "
-            f"Channel.objects.create(name='flaps', target='{receiver.url()}')",
-        )
-        assert created.returncode == 0, created.stderr
+        only_channel(stack, "flaps", receiver)
 
         def device() -> dict[str, Any]:
             return next(
