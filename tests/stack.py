@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -139,7 +139,18 @@ def _address_base() -> str:
     return f"127.{second_octet}.0.1"
 
 
-def start_stack(data_dir: Path, *, devices: int = 16, interval: float = 1.0) -> Stack:
+# No MQTT ingester even when a broker runs here: stacks stay alike everywhere
+# (tests/integration/mqtt/test_run_mqtt.py covers run with a broker).
+NO_MQTT = ("--no-mqtt",)
+
+
+def start_stack(
+    data_dir: Path,
+    *,
+    devices: int = 16,
+    interval: float = 1.0,
+    run_args: Sequence[str] = NO_MQTT,
+) -> Stack:
     web_port, sim_port = free_port(), free_port()
     log_path = data_dir / "stack.log"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -160,9 +171,7 @@ def start_stack(data_dir: Path, *, devices: int = 16, interval: float = 1.0) -> 
             str(interval),
             "--sim-address-base",
             _address_base(),
-            # No MQTT ingester even when a broker runs here: stacks stay alike everywhere
-            # (tests/integration/mqtt/test_run_mqtt.py covers run with a broker).
-            "--no-mqtt",
+            *run_args,
         ],
         env=stack_env(data_dir),
         stdout=log,
