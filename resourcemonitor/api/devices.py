@@ -10,7 +10,6 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 
-from resourcemonitor.api import history
 from resourcemonitor.api.listing import DeviceFilter, encode_json
 from resourcemonitor.api.listing import cached_list_devices as list_devices  # issue 5 cache
 from resourcemonitor.api.params import Timestamp, invalid, isoformat
@@ -24,7 +23,9 @@ from resourcemonitor.api.schemas import (
 from resourcemonitor.inventory.models import Device, Kind
 from resourcemonitor.monitoring.freshness import state_freshness
 from resourcemonitor.monitoring.models import DeviceState, Event
+from resourcemonitor.monitoring.slo.history import device_history
 from resourcemonitor.monitoring.status import Status
+from resourcemonitor.monitoring.storage import samples_for_device
 
 router = Router(tags=["devices"])
 
@@ -173,19 +174,11 @@ def device_samples(request: HttpRequest, device_id: int, query: Query[SampleQuer
     start_ms = int(start.timestamp() * 1000)
     end_ms = int(end.timestamp() * 1000)
     # One more than asked tells whether the range held more than the limit.
-    rows = history.samples_for_device(device_id, start_ms, end_ms, query.limit + 1)
+    rows = samples_for_device(device_id, start_ms, end_ms, query.limit + 1)
     truncated = len(rows) > query.limit
     if truncated:
         rows = rows[1:]
-    items = [
-        {
-            "t": _ms_iso(row.t),
-            "ok": row.ok,
-            "latency_ms": None if row.latency_us is None else row.latency_us / 1000,
-            "error": row.error,
-        }
-        for row in rows
-    ]
+    items = [{**row, "t": _ms_iso(row["t"])} for row in rows]
     return json_response(
         {"start": isoformat(start), "end": isoformat(end), "truncated": truncated, "items": items}
     )
@@ -213,21 +206,21 @@ def device_latency(
     # The current, still-filling minute is included: the chart's right edge is "now".
     end_s = now_s - now_s % ROLLUP_MINUTE + ROLLUP_MINUTE
     start_s = end_s - minutes * ROLLUP_MINUTE
-    rows = history.rollups_for_device(device_id, ROLLUP_MINUTE, start_s, end_s)
+    # From the SLO history reader: minute rollups, and the last minutes (which the
+    # collector's writer may still hold in memory) from raw samples.
+    series = device_history(device_id, start_s, end_s, ROLLUP_MINUTE)
     return {
         "resolution_s": ROLLUP_MINUTE,
         "start": datetime.fromtimestamp(start_s, tz=UTC),
         "end": datetime.fromtimestamp(end_s, tz=UTC),
         "items": [
             {
-                "t": datetime.fromtimestamp(row.bucket, tz=UTC),
-                "count": row.checks,
-                "ok": row.ok_count,
-                "latency_avg_ms": (
-                    row.latency_sum_ms / row.latency_count if row.latency_count else None
-                ),
-                "latency_max_ms": row.latency_max_ms,
+                "t": datetime.fromtimestamp(point["t"], tz=UTC),
+                "count": point["checks"],
+                "ok": point["ok"],
+                "latency_avg_ms": point["latency_avg_ms"],
+                "latency_max_ms": point["latency_max_ms"],
             }
-            for row in rows
+            for point in series["items"]
         ],
     }

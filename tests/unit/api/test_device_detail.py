@@ -9,6 +9,8 @@ from django.utils import timezone
 
 from resourcemonitor.api.schemas import DeviceDetail
 from resourcemonitor.monitoring.models import Event, Rollup
+from resourcemonitor.monitoring.rollups import RollupBuffer
+from resourcemonitor.monitoring.storage import Batch, SampleRow, write_batch
 from tests.unit.api.helpers import insert_samples, set_state
 
 
@@ -149,13 +151,14 @@ class TestSamples:
 
 
 class TestLatency:
-    def test_minute_rollups(self, client, public, network):
+    def test_minutes_from_rollups_and_those_the_writer_still_holds(self, client, public, network):
         now_s = int(timezone.now().timestamp())
         minute = now_s - now_s % 60
+        # Ten minutes ago: closed, in the minute rollups.
         Rollup.objects.create(
             device=network.core,
             resolution=60,
-            bucket=minute - 120,
+            bucket=minute - 600,
             count=6,
             ok_count=5,
             latency_count=5,
@@ -163,13 +166,21 @@ class TestLatency:
             latency_min_ms=1.0,
             latency_max_ms=4.0,
         )
-        Rollup.objects.create(
-            device=network.core, resolution=60, bucket=minute, count=2, ok_count=0
+        # This minute: written as the collector writes it, its rollup still in the
+        # writer's memory (not in the table). The chart's right edge must show it.
+        buffer = RollupBuffer()
+        batch = Batch(
+            samples=[
+                SampleRow(minute * 1000, network.core.pk, False, None, "timeout"),
+                SampleRow(minute * 1000 + 1, network.core.pk, False, None, "timeout"),
+            ]
         )
+        write_batch(batch, rollups=buffer)
+        assert not Rollup.objects.filter(device=network.core, bucket=minute).exists()
         # Outside the window, another resolution, another device: all ignored.
         Rollup.objects.create(device=network.core, resolution=60, bucket=minute - 7200, count=1)
-        Rollup.objects.create(device=network.core, resolution=3600, bucket=minute - 60, count=9)
-        Rollup.objects.create(device=network.pc, resolution=60, bucket=minute, count=9)
+        Rollup.objects.create(device=network.core, resolution=3600, bucket=minute - 660, count=9)
+        Rollup.objects.create(device=network.pc, resolution=60, bucket=minute - 600, count=9)
 
         response = client.get(f"/api/v1/devices/{network.core.pk}/latency")
         assert response.status_code == 200
@@ -180,6 +191,7 @@ class TestLatency:
         assert points[0]["count"] == 6 and points[0]["ok"] == 5
         assert points[0]["latency_avg_ms"] == 2.0
         assert points[0]["latency_max_ms"] == 4.0
+        assert points[1]["count"] == 2 and points[1]["ok"] == 0
         assert points[1]["latency_avg_ms"] is None  # every check failed: no latency
         assert points[0]["t"] < points[1]["t"]
 
