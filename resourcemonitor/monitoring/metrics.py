@@ -194,13 +194,17 @@ def write_latency_histogram(
 
     The counts are a counter that starts again from zero at the top of each hour;
     Prometheus's ``rate()`` and ``increase()`` read that as a counter reset, which it is.
+    The hour row grows as the collector's writer closes minutes (it holds the open ones in
+    memory), so the counts trail the checks by about a minute; a counter may lag, and
+    scraping the raw samples for the open minutes on every scrape would not pay.
     """
     hour = int(now.timestamp()) // HOUR_S * HOUR_S
     qs = Rollup.objects.using(using).filter(resolution=HOUR_S, bucket=hour)
     out.family(
         "resmon_check_latency_seconds",
         "histogram",
-        "Latency of successful checks in the current hour (restarts at each hour).",
+        "Latency of successful checks in the current hour, up to about a minute ago "
+        "(restarts at each hour).",
     )
     sums = {column: Sum(column) for column in HISTOGRAM_COLUMNS}
     if per_device:
