@@ -31,6 +31,14 @@ def switch_with_children(stack: Stack) -> dict[str, Any]:
 def shoot(stack: Stack, out: Path) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
+    # SLO windows end where the current minute starts: the group SLO column has figures
+    # once a whole minute of checks (before the outage below) is behind us.
+    wait_for(
+        lambda: all(group["checks"] > 0 for group in stack.api("/api/v1/summary/groups")["groups"]),
+        timeout=90,
+        interval=2,
+        what="a whole minute of checks for the group SLO column",
+    )
     switch = switch_with_children(stack)
     stack.force(switch, "down")
     wait_for(

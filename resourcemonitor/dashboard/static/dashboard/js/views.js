@@ -134,7 +134,10 @@ export class Views {
       setText(tile.firstChild, meta.icon);
       setText(tile.lastChild, device.name);
     } else {
-      setText(tile, meta.icon);
+      // Up squares (most of them) are round and carry no text: a text node per square is
+      // an inline layout and a text blob per square, the larger part of the frame after
+      // a big filter change (see .tiles__chunk > .tile in the CSS).
+      setText(tile, device.status === "up" ? "" : meta.icon);
     }
   }
 
