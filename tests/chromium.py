@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,3 +37,19 @@ def browser() -> Iterator[object]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+def open_page(
+    browser: Any, url: str, *, timeout_ms: float = 30_000, **options: Any
+) -> tuple[Any, list[str]]:
+    """A new context and page at ``url``, loaded (``body[data-loaded]``), and the list its
+    page errors and console errors are collected into (tests assert it stays empty)."""
+    options.setdefault("viewport", {"width": 1440, "height": 900})
+    context = browser.new_context(**options)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.goto(url)
+    page.wait_for_selector("body[data-loaded='true']", timeout=timeout_ms)
+    return page, errors

@@ -45,6 +45,16 @@ _BUCKET_BOUNDS_US: tuple[int, ...] = tuple(int(ms * 1000) for ms in LATENCY_BUCK
 # -- rollups, pure ---------------------------------------------------------------------
 
 RollupKey = tuple[int, int, int]  # device_id, resolution, bucket start (epoch seconds)
+# A rollup row's values, in the order of every aggregate list here and of the writes.
+ROLLUP_VALUE_COLUMNS: tuple[str, ...] = (
+    "count",
+    "ok_count",
+    "latency_count",
+    "latency_sum_ms",
+    "latency_min_ms",
+    "latency_max_ms",
+    *HISTOGRAM_COLUMNS,
+)
 _WIDTH = len(HISTOGRAM_COLUMNS)
 # Indexes of the additive columns of an aggregate (count, ok, latency count and sum, h*).
 ADDITIVE_INDEXES = (0, 1, 2, 3, *range(6, 6 + _WIDTH))
@@ -340,16 +350,7 @@ def rollups_for_device(
         Rollup.objects.using(using)
         .filter(device_id=device_id, resolution=resolution, bucket__gte=start_s, bucket__lt=end_s)
         .order_by("bucket")
-        .values(
-            "bucket",
-            "count",
-            "ok_count",
-            "latency_count",
-            "latency_sum_ms",
-            "latency_min_ms",
-            "latency_max_ms",
-            *HISTOGRAM_COLUMNS,
-        )
+        .values("bucket", *ROLLUP_VALUE_COLUMNS)
     )
     result = []
     for row in rows:

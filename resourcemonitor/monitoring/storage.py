@@ -47,6 +47,7 @@ from resourcemonitor.monitoring.models import HISTOGRAM_COLUMNS
 from resourcemonitor.monitoring.rollups import (
     ADDITIVE_INDEXES,
     DAY_S,
+    ROLLUP_VALUE_COLUMNS,
     RollupBuffer,
     RollupKey,
     aggregate_minutes,
@@ -176,18 +177,7 @@ class WriteReport:
 
 # -- SQL per database: the one vendor switch -------------------------------------------
 
-_ROLLUP_COLUMNS = (
-    "device_id",
-    "resolution",
-    "bucket",
-    "count",
-    "ok_count",
-    "latency_count",
-    "latency_sum_ms",
-    "latency_min_ms",
-    "latency_max_ms",
-    *HISTOGRAM_COLUMNS,
-)
+_ROLLUP_COLUMNS = ("device_id", "resolution", "bucket", *ROLLUP_VALUE_COLUMNS)
 
 
 def _sqlite_datetime(value: datetime | None) -> str | None:

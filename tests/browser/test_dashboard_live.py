@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.bignet import BigNet, start_bignet
+from tests.chromium import open_page
 from tests.stack import Stack, start_stack, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
@@ -56,14 +57,7 @@ def bignet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BigNet]:
 
 
 def _open(browser: Any, url: str) -> tuple[Any, list[str]]:
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.goto(url)
-    page.wait_for_selector("body[data-loaded='true']", timeout=60_000)
-    return page, errors
+    return open_page(browser, url, timeout_ms=60_000)  # 2,000 devices on a shared box
 
 
 def test_a_device_going_down_moves_only_its_own_tile(browser: Any, stack: Stack) -> None:

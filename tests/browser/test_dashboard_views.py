@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.bignet import BigNet, start_bignet
+from tests.chromium import open_page
 from tests.stack import Stack, start_stack, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
@@ -30,21 +31,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack.stop()
 
 
-def _open(browser: Any, url: str, **options: Any) -> tuple[Any, list[str]]:
-    options.setdefault("viewport", {"width": 1440, "height": 900})
-    context = browser.new_context(**options)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.goto(url)
-    page.wait_for_selector("body[data-loaded='true']", timeout=30_000)
-    return page, errors
-
-
 @pytest.fixture
 def page(browser: Any, stack: Stack) -> Iterator[Any]:
-    page, errors = _open(browser, stack.web_url + "/")
+    page, errors = open_page(browser, stack.web_url + "/")
     yield page
     page.context.close()
     assert errors == [], errors
@@ -95,7 +84,7 @@ def test_status_filter_deep_link_and_drawer(browser: Any, page: Any, stack: Stac
     # A pasted link restores the filter, the view and the open drawer.
     target = stack.api("/api/v1/devices?status=up")["items"][0]
     url = f"{stack.web_url}/?status=up&view=table&device={target['id']}"
-    other, errors = _open(browser, url)
+    other, errors = open_page(browser, url)
     drawer = other.locator("[data-testid='drawer']")
     expect(drawer).to_be_visible()
     expect(other.locator("[data-testid='drawer-title']")).to_have_text(target["name"])
@@ -189,7 +178,7 @@ def test_topology_shows_a_down_parent_taking_its_subtree(page: Any, stack: Stack
 
 @pytest.mark.parametrize(("scheme", "dark"), [("dark", True), ("light", False)])
 def test_theme_follows_the_system(browser: Any, stack: Stack, scheme: str, dark: bool) -> None:
-    page, errors = _open(browser, stack.web_url + "/", color_scheme=scheme)
+    page, errors = open_page(browser, stack.web_url + "/", color_scheme=scheme)
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     red, green, blue = (int(n) for n in re.findall(r"\d+", background)[:3])
     assert (red + green + blue < 150) is dark, background
@@ -213,7 +202,7 @@ def test_no_serious_accessibility_violations(browser: Any, stack: Stack) -> None
     ]
     for query, scheme in pages:
         if True:
-            page, _ = _open(
+            page, _ = open_page(
                 browser, f"{stack.web_url}/{query}", bypass_csp=True, color_scheme=scheme
             )
             if "device=" in query:
@@ -236,7 +225,7 @@ def bignet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BigNet]:
 
 
 def test_two_thousand_devices_load_search_and_time_travel(browser: Any, bignet: BigNet) -> None:
-    page, errors = _open(browser, bignet.web_url + "/")
+    page, errors = open_page(browser, bignet.web_url + "/")
     tiles = page.locator("[data-testid='tiles'] [data-device-id]")
     expect(tiles).to_have_count(2000)
     first_render = page.evaluate("performance.getEntriesByName('resmon:first-render')[0].startTime")
