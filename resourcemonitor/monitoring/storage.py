@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from resourcemonitor.monitoring.models import HISTOGRAM_COLUMNS
@@ -417,6 +417,25 @@ def _copy_samples(
     return inserted
 
 
+# COPY's text format: these characters in a value must be written as escapes.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_NULL = "\\N"
+
+
+def _copy_text(samples: Sequence[SampleRow]) -> str:
+    """Samples as COPY text rows: one string, ~3x cheaper than ``write_row`` per row."""
+    null = _COPY_NULL
+    escapes = _COPY_ESCAPES
+    return "".join(
+        [
+            f"{s.t}\t{s.device_id}\t{'t' if s.ok else 'f'}\t"
+            f"{null if s.latency_us is None else s.latency_us}\t"
+            f"{null if s.error is None else s.error.translate(escapes)}\n"
+            for s in samples
+        ]
+    )
+
+
 def _copy_upsert(
     cursor: Any, table: str, columns: Sequence[str], upsert: str, rows: Iterable[Sequence[Any]]
 ) -> None:
@@ -485,84 +504,153 @@ def write_batch(
     still-open minutes go to the buffer instead, and the buckets whose minute has closed
     are upserted here; the buffer changes only once this transaction has committed, so it
     must not run inside an outer transaction.
+
+    On PostgreSQL the batch is first tried the fast way (``_write_fast``): samples COPYed
+    straight into their partition, no device check. A key already stored or a device
+    deleted meanwhile makes that attempt fail as a whole (a unique or foreign-key
+    violation); it is rolled back to its savepoint and the batch written the careful way,
+    as on SQLite.
     """
     connection = connections[using]
     backend = _backend(connection)
-    adapt = backend.adapt_datetime
-    closed: list[int] = []
-    keep: Sequence[tuple[int, int, Any, int | None]] = ()
+    written: _Written | None = None
     with transaction.atomic(using=using):
         cursor = _raw_cursor(connection)
         try:
-            existing = _existing_device_ids(cursor, backend, batch.device_ids())
-            samples = [s for s in batch.samples if s.device_id in existing]
-            states = [s for s in batch.states.values() if s.device_id in existing]
-            events = [e for e in batch.events if e.device_id in existing]
-            dropped = len(batch) - len(samples) - len(states) - len(events)
-
-            postgres = backend.vendor == "postgresql"
-            if postgres and samples:
-                ensure_partitions({s.t // DAY_MS for s in samples}, using=using, cursor=cursor)
-            inserted = _insert_samples(cursor, backend, samples)
-            if rollups is None:
-                minutes = aggregate_minutes(inserted)
-            else:
-                closed, minutes, keep = rollups.split(inserted, rollups.clock())
-            upserts = with_coarser_tiers(minutes)
-            _upsert_rollups(cursor, backend, upserts)
-            if states:
-                run = cursor.executemany
-                if postgres:
-
-                    def run(sql: str, rows: list[tuple[Any, ...]]) -> None:
-                        _copy_upsert(
-                            cursor,
-                            "monitoring_devicestate",
-                            STATE_COLUMNS,
-                            backend.state_upsert("resmon_monitoring_devicestate_in"),
-                            rows,
-                        )
-
-                run(
-                    backend.state_upsert(),
-                    [
-                        (
-                            s.device_id,
-                            s.status,
-                            adapt(s.since),
-                            adapt(s.last_check_at),
-                            adapt(s.last_ok_at),
-                            s.latency_ms,
-                            s.consecutive_failures,
-                            s.consecutive_successes,
-                            s.last_error,
-                            s.flapping,
-                            adapt(s.changed_at),
-                            s.flap_history,
-                        )
-                        for s in states
-                    ],
-                )
-            if events:
-                cursor.executemany(
-                    backend.event_insert(),
-                    [
-                        (e.device_id, adapt(e.at), e.from_status, e.to_status, e.message)
-                        for e in events
-                    ],
-                )
+            if backend.vendor == "postgresql" and batch.samples:
+                written = _write_fast(cursor, backend, batch, rollups, using)
+            if written is None:
+                written = _write_careful(cursor, backend, batch, rollups, using)
         finally:
             cursor.close()
     if rollups is not None:
-        rollups._commit(closed, keep)
-    return WriteReport(
+        rollups._commit(written.closed, written.keep)
+    return written.report
+
+
+@dataclass(slots=True)
+class _Written:
+    report: WriteReport
+    closed: list[int]
+    keep: Sequence[tuple[int, int, Any, int | None]]
+
+
+def _write_fast(
+    cursor: Any, backend: _Backend, batch: Batch, rollups: RollupBuffer | None, using: str
+) -> _Written | None:
+    """PostgreSQL, the common case: every sample is new and every device exists.
+
+    Samples are COPYed straight into ``monitoring_sample`` (no temp table, no ``ON
+    CONFLICT``, no device check). Constraints are checked immediately, so a duplicate key
+    or a deleted device fails the attempt here, inside a savepoint; None then, with
+    nothing of it left, and the caller writes the batch the careful way.
+    """
+    # The DB-API cursor raises the driver's exceptions, not Django's.
+    failed = (IntegrityError, cursor.connection.IntegrityError)
+    try:
+        with transaction.atomic(using=using):
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            samples = batch.samples
+            ensure_partitions({s.t // DAY_MS for s in samples}, using=using, cursor=cursor)
+            with cursor.copy(
+                "COPY monitoring_sample (t, device_id, ok, latency_us, error) FROM STDIN"
+            ) as copy:
+                copy.write(_copy_text(samples))
+            inserted = [(s.t, s.device_id, s.ok, s.latency_us) for s in samples]
+            return _write_rest(
+                cursor,
+                backend,
+                inserted,
+                len(samples),
+                list(batch.states.values()),
+                batch.events,
+                rollups,
+                dropped=0,
+            )
+    except failed:
+        return None
+
+
+def _write_careful(
+    cursor: Any, backend: _Backend, batch: Batch, rollups: RollupBuffer | None, using: str
+) -> _Written:
+    """Drop the rows of devices deleted meanwhile; insert only the samples not stored yet."""
+    existing = _existing_device_ids(cursor, backend, batch.device_ids())
+    samples = [s for s in batch.samples if s.device_id in existing]
+    states = [s for s in batch.states.values() if s.device_id in existing]
+    events = [e for e in batch.events if e.device_id in existing]
+    dropped = len(batch) - len(samples) - len(states) - len(events)
+    if backend.vendor == "postgresql" and samples:
+        ensure_partitions({s.t // DAY_MS for s in samples}, using=using, cursor=cursor)
+    inserted = _insert_samples(cursor, backend, samples)
+    return _write_rest(
+        cursor, backend, inserted, len(samples), states, events, rollups, dropped=dropped
+    )
+
+
+def _write_rest(
+    cursor: Any,
+    backend: _Backend,
+    inserted: Sequence[tuple[int, int, Any, int | None]],
+    offered: int,
+    states: Sequence[StateRow],
+    events: Sequence[EventRow],
+    rollups: RollupBuffer | None,
+    *,
+    dropped: int,
+) -> _Written:
+    """After the samples: their rollups, the device states, the events."""
+    adapt = backend.adapt_datetime
+    closed: list[int] = []
+    keep: Sequence[tuple[int, int, Any, int | None]] = ()
+    if rollups is None:
+        minutes = aggregate_minutes(inserted)
+    else:
+        closed, minutes, keep = rollups.split(inserted, rollups.clock())
+    upserts = with_coarser_tiers(minutes)
+    _upsert_rollups(cursor, backend, upserts)
+    if states:
+        rows = [
+            (
+                s.device_id,
+                s.status,
+                adapt(s.since),
+                adapt(s.last_check_at),
+                adapt(s.last_ok_at),
+                s.latency_ms,
+                s.consecutive_failures,
+                s.consecutive_successes,
+                s.last_error,
+                s.flapping,
+                adapt(s.changed_at),
+                s.flap_history,
+            )
+            for s in states
+        ]
+        if backend.vendor == "postgresql":
+            _copy_upsert(
+                cursor,
+                "monitoring_devicestate",
+                STATE_COLUMNS,
+                backend.state_upsert("resmon_monitoring_devicestate_in"),
+                rows,
+            )
+        else:
+            cursor.executemany(backend.state_upsert(), rows)
+    if events:
+        cursor.executemany(
+            backend.event_insert(),
+            [(e.device_id, adapt(e.at), e.from_status, e.to_status, e.message) for e in events],
+        )
+    report = WriteReport(
         samples_inserted=len(inserted),
-        samples_ignored=len(samples) - len(inserted),
+        samples_ignored=offered - len(inserted),
         rollup_rows=len(upserts),
         states=len(states),
         events=len(events),
         dropped_rows=dropped,
     )
+    return _Written(report, closed, keep)
 
 
 def flush_rollups(

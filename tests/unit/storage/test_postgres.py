@@ -112,3 +112,35 @@ def test_retention_drops_whole_days_and_keeps_the_rest(device: Device, settings)
     assert 19_000 not in days and 19_001 in days
     today = int(datetime.now(UTC).timestamp() * 1000) // DAY_MS
     assert {today, today + 1, today + 2} <= days  # created ahead
+
+
+def test_new_samples_are_copied_straight_in_and_odd_errors_survive_copy_text(
+    device: Device, monkeypatch
+) -> None:
+    def careful(*args, **kwargs):
+        raise AssertionError("a batch of new samples took the careful path")
+
+    monkeypatch.setattr(storage, "_insert_samples", careful)
+    errors = ["tab\there", "new\nline", "back\\slash", "cr\rx", "\\N", None]
+    batch = Batch()
+    for i, error in enumerate(errors):
+        batch.add(SampleRow(19_000 * DAY_MS + i, device.id, error is None, None, error), None)
+    report = storage.write_batch(batch)
+    assert (report.samples_inserted, report.samples_ignored) == (len(errors), 0)
+    stored = list(
+        Sample.objects.filter(device=device).order_by("t").values_list("error", flat=True)
+    )
+    assert stored == errors
+
+
+def test_a_batch_with_one_stored_sample_falls_back_and_writes_the_rest_once(
+    device: Device,
+) -> None:
+    t0 = 19_000 * DAY_MS
+    storage.write_batch(Batch(samples=[SampleRow(t0 + 5, device.id, True, 100, None)]))
+    batch = Batch(samples=[SampleRow(t0 + n, device.id, True, 100, None) for n in range(10)])
+    report = storage.write_batch(batch)
+    assert (report.samples_inserted, report.samples_ignored) == (9, 1)
+    assert Sample.objects.filter(device=device).count() == 10
+    minute = Rollup.objects.get(device=device, resolution=60, bucket=t0 // 1000)
+    assert minute.count == 10
