@@ -141,8 +141,9 @@ class Rollup(models.Model):
     ``resolution`` is the bucket length in seconds (60, 3600 or 86400) and ``bucket`` its
     start, epoch seconds. Maintained incrementally by the writer (additive columns, so an
     upsert merges; ``monitoring.rollups``), never by scanning raw history on a page load:
-    a minute's hour and day rows are written with it, in one transaction, so an hour row is
-    the sum of its minutes and a day row the sum of its hours. Minute rows are kept for
+    a minute's hour row is written with it, in one transaction, so an hour row is the sum
+    of its minutes; the collector's writer writes a day row once the day has closed, as the
+    sum of its hours (push ingest writes it with every sample). Minute rows are kept for
     weeks, hour and day rows for months (``monitoring.retention``).
     """
 

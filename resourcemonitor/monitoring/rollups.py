@@ -8,8 +8,10 @@ sum of its minutes and a day the sum of its hours.
 
 - ``aggregate_rollups`` (``aggregate_minutes`` + ``with_coarser_tiers``): every tier's rows
   for a set of samples. Pure, no database.
-- ``RollupBuffer``: the collector's writer keeps the still-open minutes in memory across
-  batches and upserts each (device, minute) once, when its minute closes.
+- ``RollupBuffer``: the collector's writer keeps the still-open minutes (and days) in
+  memory across batches and upserts each (device, minute) once, when its minute closes,
+  and each (device, day) once, when its day closes. The current day's row is therefore
+  not complete: readers use day rows only for the days before ``open_horizon``'s.
 - Readers: ``rollups_for_device``; ``histogram_percentile``; the minutes a writer may still
   hold open come from raw samples (``open_horizon``, ``raw_counts``).
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -153,28 +156,53 @@ def aggregate_rollups(
     return with_coarser_tiers(aggregate_minutes(rows))
 
 
+@dataclass(slots=True)
+class FlushPlan:
+    """What one transaction writes from a ``RollupBuffer``, and how the buffer changes after.
+
+    ``rows``: every tier's rows to upsert now. Once the transaction commits
+    (``RollupBuffer._commit``): the ``closed`` minutes and ``closed_days`` are forgotten,
+    ``keep`` (rows of open minutes) is folded into the minutes, and ``to_days`` (the hour
+    rows just written whose day is still open) into the days.
+    """
+
+    closed: list[int]
+    closed_days: list[int]
+    rows: dict[RollupKey, list[Any]]
+    keep: Sequence[tuple[int, int, Any, int | None]] = ()
+    to_days: list[tuple[int, int, list[Any]]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.rows or self.closed or self.closed_days or self.keep or self.to_days)
+
+
 class RollupBuffer:
-    """The writer's open (device, minute) buckets, kept in memory across batches.
+    """The writer's open minute and day buckets, kept in memory across batches.
 
     In the collector's batch shape every device appears once per batch, so upserting
     each sample's minute, hour and day rows as it is written costs three upserts per
     sample. Instead the writer folds the samples of a minute that is still open into
-    memory and upserts each (device, minute) once, with its hour and day rows, when the
-    minute closes: at a 10 s interval that is one upsert of each tier per six samples.
+    memory and writes each (device, minute) once, with its hour row, when the minute
+    closes; the day rows of the day still open are summed in memory too and each
+    (device, day) is written once, when the day closes. At a 10 s interval that is two
+    upserts per six samples, and one a day.
 
     A minute is open from its start until ``grace_s`` after its end (checks finishing at
     the boundary, the batch delay) and at most one minute ahead of the clock (a device
-    with a fast clock cannot park samples in memory for long). A sample whose minute is
-    not open (late: a spool replay, a slow check) is upserted in the same transaction as
-    its insert, as before. The buffer changes only after a transaction commits
-    (``storage.write_batch`` / ``storage.flush_rollups`` call ``_commit``), so a failed
-    write that is retried neither loses nor doubles anything.
+    with a fast clock cannot park samples in memory for long); a day is open until its
+    last minute closes. A sample whose minute is not open (late: a spool replay, a slow
+    check) has its minute and hour rows written in the same transaction as its insert,
+    and its day row too when its day is not open either. The buffer changes only after a
+    transaction commits (``storage.write_batch`` / ``storage.flush_rollups`` call
+    ``_commit``), so a failed write that is retried neither loses nor doubles anything.
 
     What is in memory is lost with the process (``kill -9``, a crash); the samples are
-    not (they were committed). ``storage.recover_rollups`` rebuilds those rollups from the
-    raw samples at the next start. Readers read minutes newer than ``OPEN_HORIZON_S`` from
-    raw samples (``raw_counts``), so the still-open minutes are never missing from a
-    figure.
+    not (they were committed), nor are the minute and hour rows of the closed minutes.
+    ``storage.recover_rollups`` rebuilds those minutes from the raw samples, and those
+    days from the hour rows, at the next start. Readers read minutes newer than
+    ``OPEN_HORIZON_S`` from raw samples (``raw_counts``) and use day rows only for the
+    days before the one holding that horizon (``slo.core.plan_window``), so nothing a
+    writer holds is ever missing from a figure.
     """
 
     def __init__(
@@ -184,8 +212,11 @@ class RollupBuffer:
         self.clock = clock
         # minute -> {device_id: aggregate}: closing a minute never walks the others.
         self.minutes: Minutes = {}
+        # day -> {device_id: aggregate}: the written hours of the days still open.
+        self.days: Minutes = {}
 
     def __len__(self) -> int:
+        """The (device, minute) buckets held (the open days are not counted)."""
         return sum(len(buckets) for buckets in self.minutes.values())
 
     def open_range_ms(self, now_s: float) -> tuple[int, int]:
@@ -205,15 +236,24 @@ class RollupBuffer:
         now_s: float,
         *,
         everything: bool = False,
-    ) -> tuple[list[int], dict[RollupKey, list[Any]], Sequence[tuple[int, int, Any, int | None]]]:
-        """``(closed minutes, minute rows to upsert now, rows to fold in once committed)``.
+    ) -> FlushPlan:
+        """What to write now for freshly inserted ``rows`` (and what has closed since).
 
         Changes nothing: the buffer changes in ``_commit``, after the transaction. The
-        rows to upsert are the buffered buckets of the closed minutes merged with the
-        fresh rows whose minute is not open (late ones).
+        minute rows to write are the buffered buckets of the closed minutes merged with
+        the fresh rows whose minute is not open (late ones), each with its hour row; the
+        day rows are the buffered days that closed plus those hour rows whose day is not
+        open.
         """
         closed = self.due(now_s, everything=everything)
         lo, hi = self.open_range_ms(now_s)
+        first_open_day = lo // 1000 - (lo // 1000) % DAY_S
+        last_open_day = (hi // 1000 - 60) - (hi // 1000 - 60) % DAY_S
+
+        def day_written(day: int) -> bool:
+            """Written now: closed, or ahead of every open minute (never parked)."""
+            return everything or not first_open_day <= day <= last_open_day
+
         late: Sequence[tuple[int, int, Any, int | None]]
         keep: Sequence[tuple[int, int, Any, int | None]]
         if everything:
@@ -231,21 +271,62 @@ class RollupBuffer:
                     into[device_id] = agg  # read only from here on
                 else:
                     merge_aggregate(mine, agg)
-        upsert = {
-            (device_id, 60, minute): agg
-            for minute, buckets in fresh.items()
-            for device_id, agg in buckets.items()
-        }
-        return closed, upsert, keep
+        out: dict[RollupKey, list[Any]] = {}
+        hours: dict[RollupKey, list[Any]] = {}
+        for minute, buckets in fresh.items():
+            hour = minute - minute % HOUR_S
+            for device_id, agg in buckets.items():
+                out[(device_id, MINUTE_S, minute)] = agg
+                key = (device_id, HOUR_S, hour)
+                have = hours.get(key)
+                if have is None:
+                    hours[key] = list(agg)
+                else:
+                    merge_aggregate(have, agg)
+        out.update(hours)
+        closed_days = sorted(d for d in self.days if day_written(d))
+        days: dict[RollupKey, list[Any]] = {}
+        for day in closed_days:
+            for device_id, agg in self.days[day].items():
+                days[(device_id, DAY_S, day)] = list(agg)
+        to_days: list[tuple[int, int, list[Any]]] = []
+        for (device_id, _, hour), agg in hours.items():
+            day = hour - hour % DAY_S
+            if not day_written(day):
+                to_days.append((day, device_id, agg))
+                continue
+            key = (device_id, DAY_S, day)
+            have = days.get(key)
+            if have is None:
+                days[key] = list(agg)
+            else:
+                merge_aggregate(have, agg)
+        out.update(days)
+        return FlushPlan(closed, closed_days, out, keep, to_days)
 
-    def _commit(
-        self, closed: Iterable[int], keep: Iterable[tuple[int, int, Any, int | None]]
-    ) -> None:
-        """Once the transaction that upserted ``closed`` committed: forget those minutes,
-        fold the rows of open minutes in."""
-        for minute in closed:
+    def _commit(self, plan: FlushPlan) -> None:
+        """Once the transaction that wrote ``plan`` committed: forget what it closed, fold
+        the rows of open minutes and the hours of open days in."""
+        for minute in plan.closed:
             self.minutes.pop(minute, None)
-        fold_minutes(keep, self.minutes)
+        for day in plan.closed_days:
+            self.days.pop(day, None)
+        fold_minutes(plan.keep, self.minutes)
+        for day, device_id, agg in plan.to_days:
+            buckets = self.days.setdefault(day, {})
+            have = buckets.get(device_id)
+            if have is None:
+                buckets[device_id] = list(agg)
+            else:
+                merge_aggregate(have, agg)
+
+    def drop(self, plan: FlushPlan) -> None:
+        """Forget what ``plan`` closed without writing it (it cannot be written; the
+        start-up repair rebuilds it from the samples and the hour rows)."""
+        for minute in plan.closed:
+            self.minutes.pop(minute, None)
+        for day in plan.closed_days:
+            self.days.pop(day, None)
 
 
 def histogram_percentile(histogram: Sequence[int], quantile: float) -> float | None:

@@ -8,10 +8,11 @@ Everything the collector writes goes through ``write_batch``: one transaction pe
   unclear failure, a spool replay) neither doubles a sample nor counts it twice in a
   rollup.
 - Rollup rows (minute, hour and day; see rollups.py) are merged into the stored ones by
-  upsert. A minute's hour and day rows are always written with it, in one transaction.
+  upsert. A minute's hour row is always written with it, in one transaction.
 - The collector's writer passes a ``rollups.RollupBuffer``: each (device, minute) is
-  upserted once, when its minute closes (``flush_rollups``); ``recover_rollups`` rebuilds
-  what a killed writer held from the raw samples; ``backfill_day_rollups`` builds the day
+  upserted once, when its minute closes, and each (device, day) once, when its day
+  closes (``flush_rollups``); ``recover_rollups`` rebuilds what a killed writer held from
+  the raw samples and the hour rows; ``backfill_day_rollups`` builds the day
   tier once on a database that predates it. Without a buffer (push ingest) every sample
   is upserted at once.
 - Device states are upserted in bulk (one ``executemany``), the last state of each device
@@ -47,7 +48,9 @@ from resourcemonitor.monitoring.models import HISTOGRAM_COLUMNS
 from resourcemonitor.monitoring.rollups import (
     ADDITIVE_INDEXES,
     DAY_S,
+    HOUR_S,
     ROLLUP_VALUE_COLUMNS,
+    FlushPlan,
     RollupBuffer,
     RollupKey,
     aggregate_minutes,
@@ -437,9 +440,14 @@ def _copy_text(samples: Sequence[SampleRow]) -> str:
 
 
 def _copy_upsert(
-    cursor: Any, table: str, columns: Sequence[str], upsert: str, rows: Iterable[Sequence[Any]]
+    cursor: Any,
+    table: str,
+    columns: Sequence[str],
+    upsert: str,
+    rows: Iterable[Sequence[Any]] | str,
 ) -> None:
-    """PostgreSQL: COPY ``rows`` into a temp copy of ``table``'s columns, then ``upsert``.
+    """PostgreSQL: COPY ``rows`` (or COPY text) into a temp copy of ``table``'s columns,
+    then ``upsert``.
 
     One statement instead of one per row: executemany of an upsert costs ~0.2 ms a row
     even pipelined; this is ~20x faster. Rows must have unique keys (they do: rollups are
@@ -452,8 +460,11 @@ def _copy_upsert(
         f"SELECT {names} FROM {table} WITH NO DATA"
     )
     with cursor.copy(f"COPY {temp} ({names}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
+        if isinstance(rows, str):
+            copy.write(rows)  # already COPY text
+        else:
+            for row in rows:
+                copy.write_row(row)
     cursor.execute(upsert)
     cursor.execute(f"TRUNCATE {temp}")
 
@@ -483,12 +494,21 @@ def _upsert_rollups(cursor: Any, backend: _Backend, rows: dict[RollupKey, list[A
     if not rows:
         return
     if backend.vendor == "postgresql":
+        # Numbers and NULLs only: as COPY text, ~3x cheaper than write_row per row.
+        null = _COPY_NULL
+        text = "".join(
+            [
+                "\t".join([str(v) for v in key] + [null if v is None else str(v) for v in agg])
+                + "\n"
+                for key, agg in rows.items()
+            ]
+        )
         _copy_upsert(
             cursor,
             "monitoring_rollup",
             _ROLLUP_COLUMNS,
             backend.rollup_upsert("resmon_monitoring_rollup_in"),
-            ((*key, *agg) for key, agg in rows.items()),
+            text,
         )
     else:
         cursor.executemany(backend.rollup_upsert(), [(*key, *agg) for key, agg in rows.items()])
@@ -523,16 +543,15 @@ def write_batch(
                 written = _write_careful(cursor, backend, batch, rollups, using)
         finally:
             cursor.close()
-    if rollups is not None:
-        rollups._commit(written.closed, written.keep)
+    if rollups is not None and written.plan is not None:
+        rollups._commit(written.plan)
     return written.report
 
 
 @dataclass(slots=True)
 class _Written:
     report: WriteReport
-    closed: list[int]
-    keep: Sequence[tuple[int, int, Any, int | None]]
+    plan: FlushPlan | None
 
 
 def _write_fast(
@@ -601,13 +620,12 @@ def _write_rest(
 ) -> _Written:
     """After the samples: their rollups, the device states, the events."""
     adapt = backend.adapt_datetime
-    closed: list[int] = []
-    keep: Sequence[tuple[int, int, Any, int | None]] = ()
+    plan: FlushPlan | None = None
     if rollups is None:
-        minutes = aggregate_minutes(inserted)
+        upserts = with_coarser_tiers(aggregate_minutes(inserted))
     else:
-        closed, minutes, keep = rollups.split(inserted, rollups.clock())
-    upserts = with_coarser_tiers(minutes)
+        plan = rollups.split(inserted, rollups.clock())
+        upserts = plan.rows
     _upsert_rollups(cursor, backend, upserts)
     if states:
         rows = [
@@ -650,23 +668,24 @@ def _write_rest(
         events=len(events),
         dropped_rows=dropped,
     )
-    return _Written(report, closed, keep)
+    return _Written(report, plan)
 
 
 def flush_rollups(
     rollups: RollupBuffer, *, everything: bool = False, using: str = DEFAULT_DB_ALIAS
 ) -> int:
-    """Upsert the buffered minutes that have closed (all of them with ``everything``).
+    """Write the buffered minutes and hours that have closed (all of them with
+    ``everything``).
 
     One transaction; returns the rollup rows written. The writer calls this when no batch
     came to close a minute, and with ``everything`` when it stops.
     """
-    closed, minutes, _ = rollups.split((), rollups.clock(), everything=everything)
-    if not closed:
+    plan = rollups.split((), rollups.clock(), everything=everything)
+    if not plan:
         return 0
     connection = connections[using]
     backend = _backend(connection)
-    upserts = with_coarser_tiers(minutes)
+    upserts = plan.rows
     # Rows of devices deleted meanwhile would break the foreign key: drop them.
     with transaction.atomic(using=using):
         cursor = _raw_cursor(connection)
@@ -676,7 +695,7 @@ def flush_rollups(
             _upsert_rollups(cursor, backend, upserts)
         finally:
             cursor.close()
-    rollups._commit(closed, ())
+    rollups._commit(plan)
     return len(upserts)
 
 
@@ -692,72 +711,132 @@ def _lock_rollups(cursor: Any, backend: _Backend) -> None:
 
 def recover_rollups(start_s: int, end_s: int, *, using: str = DEFAULT_DB_ALIAS) -> int:
     """Add to the minute (and hour, day) rollups what raw samples in ``[start_s, end_s)``
-    hold and the rollups do not; returns the (device, minute) buckets repaired.
+    hold and the rollups do not, then to the day rows of the days that end by ``end_s``
+    (from the day before ``start_s``'s on) what their hour rows hold and they do not;
+    returns the (device, minute) and (device, day) buckets repaired.
 
     This is how the buckets a writer held in memory when it died get written: the samples
-    were committed, their rollups were not. Only minutes that no live writer can still
-    hold open may be repaired (``end_s`` at most ``rollups.OPEN_HORIZON_S`` before the current
-    minute): a bucket still in some writer's memory would otherwise be counted twice.
-    Idempotent: a repaired minute matches its samples and is left alone next time.
+    (and the hour rows of the minutes it had closed) were committed, their rollups were
+    not. Only buckets that no live writer can still hold open may be repaired (``end_s``
+    at most ``rollups.OPEN_HORIZON_S`` before the current minute; a day only once it has
+    ended by then): a bucket still in some writer's memory would otherwise be counted
+    twice. Idempotent: a repaired bucket matches its source and is left alone next time.
     """
     connection = connections[using]
     backend = _backend(connection)
     start_s, end_s = start_s - start_s % 60, end_s - end_s % 60
-    if end_s <= start_s:
-        return 0
     repaired = 0
     with transaction.atomic(using=using):
         cursor = _raw_cursor(connection)
         try:
             _lock_rollups(cursor, backend)
-            p = backend.placeholder
-            # Per-minute totals first (one range scan of each table), then the detail of the
-            # few minutes that differ.
-            cursor.execute(
-                f"SELECT t / 60000, COUNT(*) FROM monitoring_sample WHERE t >= {p} AND t < {p} "
-                "GROUP BY t / 60000",
-                [start_s * 1000, end_s * 1000],
-            )
-            raw = {int(minute) * 60: int(n) for minute, n in cursor.fetchall()}
-            cursor.execute(
-                "SELECT bucket, SUM(count) FROM monitoring_rollup "
-                f"WHERE resolution = 60 AND bucket >= {p} AND bucket < {p} GROUP BY bucket",
-                [start_s, end_s],
-            )
-            rolled = {int(bucket): int(n) for bucket, n in cursor.fetchall()}
-            upserts: dict[RollupKey, list[Any]] = {}
-            for minute in sorted(raw):
-                if raw[minute] <= rolled.get(minute, 0):
-                    continue
-                cursor.execute(
-                    "SELECT t, device_id, ok, latency_us FROM monitoring_sample "
-                    f"WHERE t >= {p} AND t < {p}",
-                    [minute * 1000, (minute + 60) * 1000],
-                )
-                fresh = aggregate_minutes(cursor.fetchall())
-                columns = ", ".join(f'"{c}"' for c in _ROLLUP_COLUMNS[3:])
-                cursor.execute(
-                    f"SELECT device_id, {columns} FROM monitoring_rollup "
-                    f"WHERE resolution = 60 AND bucket = {p}",
-                    [minute],
-                )
-                stored = {row[0]: row[1:] for row in cursor.fetchall()}
-                for key, agg in fresh.items():
-                    have = stored.get(key[0])
-                    if have is None:
-                        upserts[key] = agg
-                    elif agg[0] > have[0]:
-                        # The difference, with the samples' own min/max (the upsert keeps
-                        # the extreme of both).
-                        delta = list(agg)
-                        for index in ADDITIVE_INDEXES:
-                            delta[index] -= have[index] or 0
-                        upserts[key] = delta
-            repaired = len(upserts)
-            _upsert_rollups(cursor, backend, with_coarser_tiers(upserts))
+            if start_s < end_s:
+                repaired += _recover_minutes(cursor, backend, start_s, end_s)
+            repaired += _recover_days(cursor, backend, start_s - start_s % DAY_S - DAY_S, end_s)
         finally:
             cursor.close()
     return repaired
+
+
+def _recover_minutes(cursor: Any, backend: _Backend, start_s: int, end_s: int) -> int:
+    """The minutes of ``[start_s, end_s)`` whose rollups miss some of their raw samples."""
+    p = backend.placeholder
+    # Per-minute totals first (one range scan of each table), then the detail of the
+    # few minutes that differ.
+    cursor.execute(
+        f"SELECT t / 60000, COUNT(*) FROM monitoring_sample WHERE t >= {p} AND t < {p} "
+        "GROUP BY t / 60000",
+        [start_s * 1000, end_s * 1000],
+    )
+    raw = {int(minute) * 60: int(n) for minute, n in cursor.fetchall()}
+    cursor.execute(
+        "SELECT bucket, SUM(count) FROM monitoring_rollup "
+        f"WHERE resolution = 60 AND bucket >= {p} AND bucket < {p} GROUP BY bucket",
+        [start_s, end_s],
+    )
+    rolled = {int(bucket): int(n) for bucket, n in cursor.fetchall()}
+    upserts: dict[RollupKey, list[Any]] = {}
+    for minute in sorted(raw):
+        if raw[minute] <= rolled.get(minute, 0):
+            continue
+        cursor.execute(
+            "SELECT t, device_id, ok, latency_us FROM monitoring_sample "
+            f"WHERE t >= {p} AND t < {p}",
+            [minute * 1000, (minute + 60) * 1000],
+        )
+        fresh = aggregate_minutes(cursor.fetchall())
+        columns = ", ".join(f'"{c}"' for c in _ROLLUP_COLUMNS[3:])
+        cursor.execute(
+            f"SELECT device_id, {columns} FROM monitoring_rollup "
+            f"WHERE resolution = 60 AND bucket = {p}",
+            [minute],
+        )
+        stored = {row[0]: row[1:] for row in cursor.fetchall()}
+        for key, agg in fresh.items():
+            have = stored.get(key[0])
+            if have is None:
+                upserts[key] = agg
+            elif agg[0] > have[0]:
+                # The difference, with the samples' own min/max (the upsert keeps
+                # the extreme of both).
+                delta = list(agg)
+                for index in ADDITIVE_INDEXES:
+                    delta[index] -= have[index] or 0
+                upserts[key] = delta
+    _upsert_rollups(cursor, backend, with_coarser_tiers(upserts))
+    return len(upserts)
+
+
+def _recover_days(cursor: Any, backend: _Backend, start_s: int, end_s: int) -> int:
+    """The days from ``start_s`` that end by ``end_s`` whose day rows miss some of their
+    hour rows: the hours a killed writer had summed into a still-open day in memory."""
+    first, end = start_s - start_s % DAY_S, end_s - end_s % DAY_S
+    if end <= first:
+        return 0
+    p = backend.placeholder
+    cursor.execute(
+        f"SELECT bucket / {DAY_S} * {DAY_S}, SUM(count) FROM monitoring_rollup "
+        f"WHERE resolution = {HOUR_S} AND bucket >= {p} AND bucket < {p} "
+        f"GROUP BY bucket / {DAY_S} * {DAY_S}",
+        [first, end],
+    )
+    hours = {int(day): int(n) for day, n in cursor.fetchall()}
+    cursor.execute(
+        "SELECT bucket, SUM(count) FROM monitoring_rollup "
+        f"WHERE resolution = {DAY_S} AND bucket >= {p} AND bucket < {p} GROUP BY bucket",
+        [first, end],
+    )
+    days = {int(day): int(n) for day, n in cursor.fetchall()}
+    additive = ", ".join(f'SUM("{c}")' for c in ROLLUP_VALUE_COLUMNS[:4])
+    histogram = ", ".join(f'SUM("{c}")' for c in HISTOGRAM_COLUMNS)
+    stored_columns = ", ".join(f'"{c}"' for c in ROLLUP_VALUE_COLUMNS)
+    upserts: dict[RollupKey, list[Any]] = {}
+    for day in sorted(hours):
+        if hours[day] <= days.get(day, 0):
+            continue
+        cursor.execute(
+            f"SELECT device_id, {additive}, MIN(latency_min_ms), MAX(latency_max_ms), "
+            f"{histogram} FROM monitoring_rollup WHERE resolution = {HOUR_S} "
+            f"AND bucket >= {p} AND bucket < {p} GROUP BY device_id",
+            [day, day + DAY_S],
+        )
+        summed = {row[0]: list(row[1:]) for row in cursor.fetchall()}
+        cursor.execute(
+            f"SELECT device_id, {stored_columns} FROM monitoring_rollup "
+            f"WHERE resolution = {DAY_S} AND bucket = {p}",
+            [day],
+        )
+        stored = {row[0]: row[1:] for row in cursor.fetchall()}
+        for device_id, agg in summed.items():
+            have = stored.get(device_id)
+            if have is not None and agg[0] <= have[0]:
+                continue
+            if have is not None:
+                for index in ADDITIVE_INDEXES:
+                    agg[index] -= have[index] or 0
+            upserts[(device_id, DAY_S, day)] = agg
+    _upsert_rollups(cursor, backend, upserts)
+    return len(upserts)
 
 
 def backfill_day_rollups(*, using: str = DEFAULT_DB_ALIAS) -> int:

@@ -24,12 +24,13 @@ flight and up to ``batch_seconds`` of queued results (docs/operations.md).
 
 Rollups: with the real write path the writer keeps the open (device, minute) buckets in
 a ``rollups.RollupBuffer`` across batches and upserts each once when its minute closes
-(a batch closes it, or ``step`` does when no batch comes), with its hour and day rows;
-``stop`` writes whatever is still open. The buckets a killed writer held are rebuilt from
-the raw samples by ``storage.recover_rollups`` when the writer starts again: once for the
-last hour at start, and once more, four minutes later, for the minutes that were still
-open at start (by then no live writer can hold them). docs/slo.md, "Where the numbers
-come from".
+(a batch closes it, or ``step`` does when no batch comes), with its hour row, and each
+(device, day) once when the day closes; ``stop`` writes whatever is still open. The
+buckets a killed writer held are rebuilt by ``storage.recover_rollups`` when the writer
+starts again: once for the last hour (and the days that ended) at start, once more, four
+minutes later, for the minutes that were still open at start (by then no live writer can
+hold them), and once for the day that was open at start, after it has closed.
+docs/slo.md, "Where the numbers come from".
 """
 
 from __future__ import annotations
@@ -224,24 +225,33 @@ class Writer:
 
         Now: the last ``RECOVERY_LOOKBACK_S`` up to the open horizon. Later: the minutes
         that were still open at start (a crash just before this start left them open),
-        once every live writer must have closed them.
+        once every live writer must have closed them; and the day that was open at start,
+        once it has closed (its hours before this start were in the killed writer's
+        memory, summed into the day).
         """
         if self.rollups is None:
             return
         now = time.time() if now_s is None else now_s
         horizon = rollups.open_horizon(now)
         minute = int(now) - int(now) % 60
+        day_end = minute - minute % rollups.DAY_S + rollups.DAY_S
         self._recoveries = [
             (now, horizon - storage.RECOVERY_LOOKBACK_S, horizon),
             (minute + 2 * rollups.OPEN_HORIZON_S + 10, horizon, minute + 120),
+            # No minutes (an empty range): the day only.
+            (day_end + 2 * rollups.OPEN_HORIZON_S + 10, day_end, day_end),
         ]
 
     def _run_recoveries(self, now_s: float) -> None:
         if self.rollups is None or not self._recoveries or self._outage():
             return
         due_at, first, end = self._recoveries[0]
-        # Never repair a minute this writer still holds: it would then be counted twice.
-        if due_at > now_s or any(minute < end for minute in self.rollups.minutes):
+        # Never repair a minute or a day this writer still holds: it would then be
+        # counted twice (recover_rollups repairs the days that end by ``end``).
+        held = any(minute < end for minute in self.rollups.minutes) or any(
+            day + rollups.DAY_S <= end for day in self.rollups.days
+        )
+        if due_at > now_s or held:
             return
         try:
             repaired = storage.recover_rollups(first, end, using=self.using)
@@ -256,7 +266,7 @@ class Writer:
 
     def close_rollups(self, *, everything: bool = False) -> bool:
         """Upsert the buffered minutes that have closed; True when that succeeded."""
-        if self.rollups is None or not self.rollups.minutes:
+        if self.rollups is None or not (self.rollups.minutes or self.rollups.days):
             return True
         try:
             storage.flush_rollups(self.rollups, everything=everything, using=self.using)
@@ -270,9 +280,13 @@ class Writer:
             # Not transient: retrying would fail forever. The samples are stored; the
             # start-up repair of the next run rebuilds these rollups from them.
             self.errors_total += 1
-            closed = self.rollups.due(time.time(), everything=everything)
-            log.exception("dropping %d open rollup minute(s) that cannot be written", len(closed))
-            self.rollups._commit(closed, ())
+            plan = self.rollups.split((), self.rollups.clock(), everything=everything)
+            log.exception(
+                "dropping %d rollup minute(s) and %d day(s) that cannot be written",
+                len(plan.closed),
+                len(plan.closed_days),
+            )
+            self.rollups.drop(plan)
             self._reset_connection()
             return False
         return True

@@ -10,8 +10,9 @@ The accounting rules are written down in docs/slo.md; in short:
   ``[start, end)`` of the device is excluded from every figure.
 - Windows are whole minutes: a rolling window ends where the current minute starts.
 
-A window is summed from 1-day rollups (where the day tier is complete), corrected at a
-partial day at each edge with 1-hour rollups, and at a partial hour with 1-minute rollups
+A window is summed from 1-day rollups (where the day tier is complete: not the current
+day, whose row a writer holds until the day closes), corrected at a partial day at each
+edge with 1-hour rollups, and at a partial hour with 1-minute rollups
 (added or subtracted, whichever reads fewer rows); the last minutes, which a writer may
 still hold open in memory (``rollups.open_horizon``), come from raw samples; minus the
 minutes excluded by maintenance: O(devices x (days + edges)), flat as raw history grows.
@@ -154,15 +155,22 @@ def plan_window(
 ) -> list[tuple[Segment, int]]:
     """Every range (with a sign) to sum for ``[start_s, end_s)``: minutes from
     ``horizon_s`` on from raw samples (a writer may still hold them), the rest from the
-    rollups, with the 1-day tier from ``day_from`` on."""
+    rollups, with the 1-day tier from ``day_from`` on and up to the day holding
+    ``horizon_s`` (a writer holds that day's row until the day closes)."""
     split = min(end_s, max(start_s, horizon_s))
     plan: list[tuple[Segment, int]] = []
     if split < end_s:
         plan.append(((RAW, split, end_s), 1))
-    if day_from is None or split <= day_from:
+    days_end = min(split, floor_to(horizon_s, DAY))
+    if day_from is None or days_end <= max(start_s, day_from):
         return _plan(start_s, split) + plan
     days_from = max(start_s, day_from)
-    return _plan(start_s, days_from) + _plan(days_from, split, (DAY, HOUR, MINUTE)) + plan
+    return (
+        _plan(start_s, days_from)
+        + _plan(days_from, days_end, (DAY, HOUR, MINUTE))
+        + _plan(days_end, split)
+        + plan
+    )
 
 
 def _sum_segment(

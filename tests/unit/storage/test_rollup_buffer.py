@@ -87,12 +87,23 @@ def test_an_open_minute_stays_in_memory_until_it_closes(device: Device) -> None:
     clock.now_s = T0 + 60 + buffer.grace_s - 0.5
     assert storage.flush_rollups(buffer) == 0, "still inside the grace period"
     clock.now_s = T0 + 60 + buffer.grace_s
-    # A batch of the next minute closes the first one: one upsert per tier, all three checks.
+    # A batch of the next minute closes the first one: its minute and hour rows.
     storage.write_batch(batch(device.pk, T0 + 61), rollups=buffer)
-    assert tiers(device.pk) == {(60, T0): (3, 2), (3600, T0): (3, 2), (86400, T0): (3, 2)}
-    storage.flush_rollups(buffer, everything=True)
-    assert tiers(device.pk) == from_raw(device.pk)
-    assert len(buffer) == 0
+    assert tiers(device.pk) == {(60, T0): (3, 2), (3600, T0): (3, 2)}
+    assert buffer.days[T0][device.pk][:2] == [3, 2], "summed into the open day in memory"
+    # The day closes with its last minute: one day row, every check.
+    clock.now_s = T0 + 86400 + buffer.grace_s - 0.5
+    storage.flush_rollups(buffer)
+    assert (86400, T0) not in tiers(device.pk)
+    clock.now_s = T0 + 86400 + buffer.grace_s
+    storage.flush_rollups(buffer)
+    assert tiers(device.pk) == {
+        (60, T0): (3, 2),
+        (60, T0 + 60): (1, 1),
+        (3600, T0): (4, 3),
+        (86400, T0): (4, 3),
+    }
+    assert len(buffer) == 0 and not buffer.days
 
 
 def test_a_replayed_batch_is_counted_once(device: Device) -> None:
@@ -116,15 +127,26 @@ def test_a_late_sample_for_a_closed_minute_is_counted_at_once_and_once(device: D
     # its own transaction, not parked in memory.
     storage.write_batch(batch(device.pk, T0 + 40, ok=False), rollups=buffer)
     assert len(buffer) == 0
+    assert tiers(device.pk) == {(60, T0): (2, 1), (3600, T0): (2, 1)}
+    assert buffer.days[T0][device.pk][:2] == [2, 1], "its day is still open"
+    # Late for a closed day too: every tier at once.
+    clock.now_s = T0 + 86400 + 200
+    storage.flush_rollups(buffer)
+    storage.write_batch(batch(device.pk, T0 + 50), rollups=buffer)
+    assert not buffer.days and len(buffer) == 0
     assert tiers(device.pk) == from_raw(device.pk)
-    assert tiers(device.pk)[(3600, T0)] == (2, 1)
+    assert tiers(device.pk)[(86400, T0)] == (3, 2)
 
 
 def test_a_sample_far_ahead_of_the_clock_is_not_parked_in_memory(device: Device) -> None:
     buffer = RollupBuffer(clock=Clock(T0 + 30))
     storage.write_batch(batch(device.pk, T0 + 3 * 3600), rollups=buffer)
     assert len(buffer) == 0
-    assert tiers(device.pk) == from_raw(device.pk)
+    assert tiers(device.pk) == {(60, T0 + 3 * 3600): (1, 1), (3600, T0 + 3 * 3600): (1, 1)}
+    # A sample a day ahead: its day is not open either, so every tier at once.
+    storage.write_batch(batch(device.pk, T0 + 86400 + 7), rollups=buffer)
+    assert list(buffer.days) == [T0]
+    assert tiers(device.pk)[(86400, T0 + 86400)] == (1, 1)
 
 
 def test_a_failed_write_leaves_the_buffer_as_it_was(
@@ -177,11 +199,15 @@ def test_recovery_rebuilds_what_a_killed_writer_held(device: Device, network) ->
     assert tiers(device.pk) != from_raw(device.pk)
     repaired = storage.recover_rollups(T0 - 3600, T0 + 7200)
     assert repaired == 2
-    assert tiers(device.pk) == from_raw(device.pk)
     assert tiers(other.pk) == from_raw(other.pk)
+    # The late sample's day part was in the killed writer's open day: repaired once the
+    # day has ended (a range that holds no minute: the days only).
+    assert tiers(device.pk)[(86400, T0)] == (3, 3)
+    assert storage.recover_rollups(T0 + 86400, T0 + 86400) == 1
+    assert tiers(device.pk) == from_raw(device.pk)
     assert tiers(device.pk)[(86400, T0)] == (4, 4)
     # Idempotent: nothing left to repair.
-    assert storage.recover_rollups(T0 - 3600, T0 + 7200) == 0
+    assert storage.recover_rollups(T0 - 3600, T0 + 86400) == 0
     assert tiers(device.pk) == from_raw(device.pk)
 
 
@@ -236,9 +262,40 @@ def test_the_writer_repairs_the_minutes_a_killed_writer_held(device: Device) -> 
     writer.schedule_recovery(now)
     writer.step(wait_s=0)
     assert tiers(device.pk) == from_raw(device.pk)
-    # The second pass, for the minutes still open at start, waits until they closed.
-    [(due_at, first, end)] = writer._recoveries
+    # The second pass, for the minutes still open at start, waits until they closed; the
+    # third, for the day open at start, until it closed.
+    [(due_at, first, end), (day_due_at, day_first, day_end)] = writer._recoveries
     assert due_at > now + 180 and (first, end) == (rollups.open_horizon(now), minute + 120)
+    day = minute - minute % 86400
+    assert day_first == day_end == day + 86400
+    assert day_due_at > day + 86400 + rollups.OPEN_HORIZON_S
+
+
+def test_recovery_rebuilds_the_day_a_killed_writer_held(device: Device, network) -> None:
+    other = network.core
+    clock = Clock(T0 + 30)
+    killed = RollupBuffer(clock=clock)
+    storage.write_batch(batch(device.pk, T0 + 1, T0 + 11), rollups=killed)
+    storage.write_batch(batch(other.pk, T0 + 2), rollups=killed)
+    clock.now_s = T0 + 600
+    storage.flush_rollups(killed)  # minute and hour rows written, the day held in memory
+    assert killed.days and (86400, T0) not in tiers(device.pk)
+    # The restarted writer holds the rest of the day and writes it when the day closes.
+    survivor = RollupBuffer(clock=Clock(T0 + 620))
+    storage.write_batch(batch(device.pk, T0 + 610), rollups=survivor)
+    survivor.clock = Clock(T0 + 86400 + 10)
+    storage.flush_rollups(survivor)
+    del killed  # kill -9
+    assert tiers(device.pk)[(86400, T0)] == (1, 1)
+    # A day that has not ended by ``end`` is left alone.
+    assert storage.recover_rollups(T0 + 3600, T0 + 80000) == 0
+    assert storage.recover_rollups(T0 + 3600, T0 + 86400) == 2
+    assert tiers(device.pk) == from_raw(device.pk)
+    assert tiers(other.pk) == from_raw(other.pk)
+    assert tiers(device.pk)[(86400, T0)] == (3, 3)
+    # Idempotent.
+    assert storage.recover_rollups(T0 + 3600, T0 + 86400) == 0
+    assert tiers(device.pk) == from_raw(device.pk)
 
 
 def test_the_day_tier_is_backfilled_and_used_only_where_complete(device: Device) -> None:
@@ -297,3 +354,24 @@ def test_raw_counts_bucket_latencies_as_the_writer_does(device: Device) -> None:
     assert (checks, ok) == (minute.count, minute.ok_count) == (8, 7)
     assert histogram == [getattr(minute, f"h{i}") for i in range(16)]
     assert sum(histogram) == 7
+
+
+def test_readers_do_not_use_the_day_row_a_writer_still_holds(device: Device) -> None:
+    now = time.time()
+    minute = int(now) - int(now) % 60
+    day = minute - minute % 86400
+    # Four days ago, written whole (every tier): the day tier exists, and windows longer
+    # than two days are summed from day rows.
+    storage.write_batch(batch(device.pk, day - 4 * 86400 + 100, day - 4 * 86400 + 200))
+    # Today, well before the open horizon (or yesterday, just after midnight): minute and
+    # hour rows written, the day row held by the writer.
+    sample_s = max(day - 3600, minute - 3 * 3600) + 7
+    buffer = RollupBuffer(clock=Clock(sample_s + 1))
+    storage.write_batch(batch(device.pk, sample_s, sample_s + 10, ok=False), rollups=buffer)
+    buffer.clock = Clock(sample_s + 120)
+    storage.flush_rollups(buffer)
+    assert buffer.days and (3600, sample_s - sample_s % 3600) in tiers(device.pk)
+    for start in (day - 5 * 86400, day - 4 * 86400 + 60, sample_s - sample_s % 60):
+        counts = slo.window_counts([device.pk], start, minute)[device.pk]
+        expected = 2 + 2 * (start < day - 4 * 86400 + 100)
+        assert (counts.checks, counts.ok) == (expected, expected - 2), start
