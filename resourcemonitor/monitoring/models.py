@@ -148,7 +148,8 @@ class Rollup(models.Model):
     """
 
     pk = models.CompositePrimaryKey("device", "resolution", "bucket")
-    device = models.ForeignKey(Device, on_delete=models.CASCADE)
+    # No index of its own: the primary key starts with the device.
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, db_index=False)
     resolution = models.PositiveIntegerField()
     bucket = models.BigIntegerField()
     count = models.PositiveIntegerField(default=0)

@@ -144,3 +144,36 @@ def test_a_batch_with_one_stored_sample_falls_back_and_writes_the_rest_once(
     assert Sample.objects.filter(device=device).count() == 10
     minute = Rollup.objects.get(device=device, resolution=60, bucket=t0 // 1000)
     assert minute.count == 10
+
+
+def test_closed_minutes_are_copied_in_and_a_second_writer_falls_back_to_upserts(
+    device: Device, monkeypatch
+) -> None:
+    from resourcemonitor.monitoring.rollups import RollupBuffer
+
+    upserted: list[set[int]] = []
+    real = storage._upsert_rollups
+
+    def spy(cursor, backend, rows):
+        upserted.append({key[1] for key in rows})
+        real(cursor, backend, rows)
+
+    monkeypatch.setattr(storage, "_upsert_rollups", spy)
+    t0 = 19_000 * 86_400  # a day start, epoch seconds
+    clock = [t0 + 30.0]
+    one, two = RollupBuffer(clock=lambda: clock[0]), RollupBuffer(clock=lambda: clock[0])
+    storage.write_batch(
+        Batch(samples=[SampleRow(t0 * 1000 + 1, device.id, True, 100, None)]), rollups=one
+    )
+    storage.write_batch(
+        Batch(samples=[SampleRow(t0 * 1000 + 2, device.id, True, 100, None)]), rollups=two
+    )
+    clock[0] = t0 + 70.0
+    upserted.clear()
+    storage.flush_rollups(one)
+    assert 60 not in set().union(*upserted), "a new minute row is COPYed, not upserted"
+    storage.flush_rollups(two)  # the same minute again: the COPY conflicts, upserts add
+    assert 60 in upserted[-1]
+    minute = Rollup.objects.get(device=device, resolution=60, bucket=t0)
+    hour = Rollup.objects.get(device=device, resolution=3600, bucket=t0)
+    assert (minute.count, hour.count) == (2, 2)
