@@ -209,8 +209,12 @@ class Device(models.Model):
 
     class Meta:
         ordering = ["name"]
-        # The dashboard's changes-only poll asks for devices edited since its last poll.
-        indexes = [models.Index(fields=["updated_at"], name="device_updated_at")]
+        # The dashboard's changes-only poll asks for devices edited since its last poll,
+        # and for the check intervals in use (their stale windows) with the device count.
+        indexes = [
+            models.Index(fields=["updated_at"], name="device_updated_at"),
+            models.Index(fields=["check_interval_s"], name="device_check_interval"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["feed", "external_id"],

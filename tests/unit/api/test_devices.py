@@ -270,6 +270,55 @@ class TestChangedSince:
         device.save()
         assert names_of(client.get(URL, {"changed_since": cursor}).json()) == ["par-srv-1"]
 
+    def test_nothing_changed_reads_no_device_rows(
+        self, client, public, states, django_assert_max_num_queries
+    ):
+        cursor = client.get(URL).json()["now"]
+        # The stale windows with the device count, then the candidates: none, so done.
+        with django_assert_max_num_queries(2):
+            again = client.get(URL, {"changed_since": cursor}).json()
+        assert again["items"] == [] and again["total_devices"] == 6
+
+    def test_total_devices_ignores_the_filters(self, client, public, states):
+        cursor = client.get(URL).json()["now"]
+        later = timezone.now() + timedelta(seconds=1)
+        DeviceState.objects.filter(device=states.pc).update(last_check_at=later)
+        changed = client.get(URL, {"changed_since": cursor, "kind": "pc"}).json()
+        assert names_of(changed) == ["lon-pc-1"]
+        assert changed["count"] == 1 and changed["total_devices"] == 6
+        routers = client.get(URL, {"changed_since": cursor, "kind": "router"}).json()
+        assert list(routers) == ["count", "now", "total_devices", "items"]
+        assert (routers["count"], routers["total_devices"], routers["items"]) == (0, 6, [])
+
+    def test_many_changes_at_once_are_all_sent(self, client, public, network):
+        # More changed devices than listing binds as parameters (after a collector
+        # restart, say): they are read by the candidates' subquery instead.
+        now = timezone.now()
+        site = Site.objects.create(name="bulk")
+        devices = Device.objects.bulk_create(
+            Device(
+                name=f"bulk-{index:04}", address=f"127.41.{index // 250}.{index % 250}", site=site
+            )
+            for index in range(1040)
+        )
+        Device.objects.update(updated_at=now - timedelta(hours=1))  # no inventory edits
+        cursor = now - timedelta(seconds=10)
+        DeviceState.objects.bulk_create(
+            DeviceState(
+                device=device,
+                status="up",
+                since=now - timedelta(hours=1),
+                changed_at=now - timedelta(hours=1),
+                # Every other one was checked after the cursor; the rest before it.
+                last_check_at=now - timedelta(seconds=5 if index % 2 else 15),
+            )
+            for index, device in enumerate(devices)
+        )
+        changed = client.get(URL, {"changed_since": cursor.isoformat(), "limit": 1000}).json()
+        assert changed["count"] == 520
+        assert names_of(changed) == [f"bulk-{index:04}" for index in range(1, 1040, 2)]
+        assert changed["total_devices"] == 1040 + 6
+
     def test_accepts_epoch_seconds(self, client, public, states):
         epoch = (timezone.now() - timedelta(hours=1)).timestamp()
         response = client.get(URL, {"changed_since": str(epoch)})
