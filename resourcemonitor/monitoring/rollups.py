@@ -131,6 +131,15 @@ def merge_aggregate(into: list[Any], other: Sequence[Any]) -> None:
         into[5] = other[5]
 
 
+def add_aggregate(into: dict[Any, list[Any]], key: Any, agg: Sequence[Any]) -> None:
+    """Merge ``agg`` into ``into[key]``: a copy of it when the key is new."""
+    have = into.get(key)
+    if have is None:
+        into[key] = list(agg)
+    else:
+        merge_aggregate(have, agg)
+
+
 def with_coarser_tiers(minutes: dict[RollupKey, list[Any]]) -> dict[RollupKey, list[Any]]:
     """The minute aggregates plus the hour and day rows they fold into.
 
@@ -140,12 +149,7 @@ def with_coarser_tiers(minutes: dict[RollupKey, list[Any]]) -> dict[RollupKey, l
     result = dict(minutes)
     for (device_id, _, minute), agg in minutes.items():
         for resolution in (3600, 86400):
-            key = (device_id, resolution, minute - minute % resolution)
-            coarse = result.get(key)
-            if coarse is None:
-                result[key] = list(agg)
-            else:
-                merge_aggregate(coarse, agg)
+            add_aggregate(result, (device_id, resolution, minute - minute % resolution), agg)
     return result
 
 
@@ -277,12 +281,7 @@ class RollupBuffer:
             hour = minute - minute % HOUR_S
             for device_id, agg in buckets.items():
                 out[(device_id, MINUTE_S, minute)] = agg
-                key = (device_id, HOUR_S, hour)
-                have = hours.get(key)
-                if have is None:
-                    hours[key] = list(agg)
-                else:
-                    merge_aggregate(have, agg)
+                add_aggregate(hours, (device_id, HOUR_S, hour), agg)
         out.update(hours)
         closed_days = sorted(d for d in self.days if day_written(d))
         days: dict[RollupKey, list[Any]] = {}
@@ -292,15 +291,10 @@ class RollupBuffer:
         to_days: list[tuple[int, int, list[Any]]] = []
         for (device_id, _, hour), agg in hours.items():
             day = hour - hour % DAY_S
-            if not day_written(day):
-                to_days.append((day, device_id, agg))
-                continue
-            key = (device_id, DAY_S, day)
-            have = days.get(key)
-            if have is None:
-                days[key] = list(agg)
+            if day_written(day):
+                add_aggregate(days, (device_id, DAY_S, day), agg)
             else:
-                merge_aggregate(have, agg)
+                to_days.append((day, device_id, agg))
         out.update(days)
         return FlushPlan(closed, closed_days, out, keep, to_days)
 
@@ -313,12 +307,7 @@ class RollupBuffer:
             self.days.pop(day, None)
         fold_minutes(plan.keep, self.minutes)
         for day, device_id, agg in plan.to_days:
-            buckets = self.days.setdefault(day, {})
-            have = buckets.get(device_id)
-            if have is None:
-                buckets[device_id] = list(agg)
-            else:
-                merge_aggregate(have, agg)
+            add_aggregate(self.days.setdefault(day, {}), device_id, agg)
 
     def drop(self, plan: FlushPlan) -> None:
         """Forget what ``plan`` closed without writing it (it cannot be written; the

@@ -815,19 +815,28 @@ def _recover_minutes(cursor: Any, backend: _Backend, start_s: int, end_s: int) -
             [minute],
         )
         stored = {row[0]: row[1:] for row in cursor.fetchall()}
-        for key, agg in fresh.items():
-            have = stored.get(key[0])
-            if have is None:
-                upserts[key] = agg
-            elif agg[0] > have[0]:
-                # The difference, with the samples' own min/max (the upsert keeps
-                # the extreme of both).
-                delta = list(agg)
-                for index in ADDITIVE_INDEXES:
-                    delta[index] -= have[index] or 0
-                upserts[key] = delta
+        fresh_by_device = {key[0]: agg for key, agg in fresh.items()}
+        for device_id, delta in _missing(fresh_by_device, stored).items():
+            upserts[(device_id, 60, minute)] = delta
     _upsert_rollups(cursor, backend, with_coarser_tiers(upserts))
     return len(upserts)
+
+
+def _missing(truth: dict[int, list[Any]], stored: dict[int, Sequence[Any]]) -> dict[int, list[Any]]:
+    """Per device, what a stored rollup row lacks of ``truth`` (an aggregate of its source):
+    all of it when there is no row, the difference when the row counts fewer checks, with
+    the source's own min/max (the upsert keeps the extreme of both)."""
+    missing: dict[int, list[Any]] = {}
+    for device_id, agg in truth.items():
+        have = stored.get(device_id)
+        if have is None:
+            missing[device_id] = agg
+        elif agg[0] > have[0]:
+            delta = list(agg)
+            for index in ADDITIVE_INDEXES:
+                delta[index] -= have[index] or 0
+            missing[device_id] = delta
+    return missing
 
 
 def _recover_days(cursor: Any, backend: _Backend, start_s: int, end_s: int) -> int:
@@ -870,14 +879,8 @@ def _recover_days(cursor: Any, backend: _Backend, start_s: int, end_s: int) -> i
             [day],
         )
         stored = {row[0]: row[1:] for row in cursor.fetchall()}
-        for device_id, agg in summed.items():
-            have = stored.get(device_id)
-            if have is not None and agg[0] <= have[0]:
-                continue
-            if have is not None:
-                for index in ADDITIVE_INDEXES:
-                    agg[index] -= have[index] or 0
-            upserts[(device_id, DAY_S, day)] = agg
+        for device_id, delta in _missing(summed, stored).items():
+            upserts[(device_id, DAY_S, day)] = delta
     _upsert_rollups(cursor, backend, upserts)
     return len(upserts)
 

@@ -21,6 +21,14 @@ from resourcemonitor.inventory.models import Device, Tag
 pytestmark = pytest.mark.django_db
 
 
+def cache_clock(settings, monkeypatch) -> list[float]:
+    """A 1 s list cache on a clock the test moves (``clock[0] += seconds``)."""
+    settings.RESMON_LIST_CACHE_S = 1.0
+    clock = [1000.0]
+    monkeypatch.setattr(listing.time, "monotonic", lambda: clock[0])
+    return clock
+
+
 @pytest.fixture(autouse=True)
 def empty_cache():
     listing._cache.clear()
@@ -42,9 +50,7 @@ def test_off_every_call_reads_the_database(settings, django_assert_num_queries):
 
 
 def test_a_full_list_is_reused_within_the_ttl(settings, django_assert_num_queries, monkeypatch):
-    settings.RESMON_LIST_CACHE_S = 1.0
-    clock = [1000.0]
-    monkeypatch.setattr(listing.time, "monotonic", lambda: clock[0])
+    clock = cache_clock(settings, monkeypatch)
     Device.objects.create(name="a", address="10.0.0.1")
     first = cached_list_devices(DeviceFilter(), now=timezone.now())
     Device.objects.create(name="b", address="10.0.0.2")
@@ -61,9 +67,7 @@ def test_a_full_list_is_reused_within_the_ttl(settings, django_assert_num_querie
 def test_an_expired_list_is_served_while_another_thread_rebuilds_it(
     settings, django_assert_num_queries, monkeypatch
 ):
-    settings.RESMON_LIST_CACHE_S = 1.0
-    clock = [1000.0]
-    monkeypatch.setattr(listing.time, "monotonic", lambda: clock[0])
+    clock = cache_clock(settings, monkeypatch)
     Device.objects.create(name="a", address="10.0.0.1")
     first = cached_list_devices(DeviceFilter(), now=timezone.now())
     Device.objects.create(name="b", address="10.0.0.2")
@@ -93,9 +97,7 @@ class BusyLock:
 
 
 def test_a_list_older_than_twice_the_ttl_waits_for_the_build(settings, monkeypatch):
-    settings.RESMON_LIST_CACHE_S = 1.0
-    clock = [1000.0]
-    monkeypatch.setattr(listing.time, "monotonic", lambda: clock[0])
+    clock = cache_clock(settings, monkeypatch)
     Device.objects.create(name="a", address="10.0.0.1")
     cached_list_devices(DeviceFilter(), now=timezone.now())
     Device.objects.create(name="b", address="10.0.0.2")
