@@ -39,6 +39,7 @@ import struct
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from resourcemonitor.monitoring.probes import errors
 from resourcemonitor.monitoring.probes.base import CheckTarget, Probe, ProbeResult
@@ -106,7 +107,7 @@ class IcmpSocket:
         # host's own ping) rarely share (id, seq) pairs; the source address check
         # catches the rest.
         self._counter = int.from_bytes(os.urandom(2), "big") << 16
-        self._backlog: deque[tuple[bytes, str, int]] = deque()
+        self._backlog: deque[tuple[bytes, tuple[Any, ...], int]] = deque()
         loop.add_reader(self.sock.fileno(), self._readable)
 
     def _open(self) -> tuple[socket.socket, bool]:
@@ -161,8 +162,9 @@ class IcmpSocket:
 
     # -- sending -----------------------------------------------------------------------------
 
-    def send(self, address: str, future: asyncio.Future[ProbeResult]) -> int:
-        """Send one echo request to ``address``; returns the key its reply will carry."""
+    def send(self, address: str, future: asyncio.Future[ProbeResult], scope_id: int = 0) -> int:
+        """Send one echo request to ``address`` (an IPv6 link-local one through interface
+        ``scope_id``); returns the key its reply will carry."""
         self._counter = counter = (self._counter + 1) & 0xFFFFFFFF
         ident, seq = counter >> 16, counter & 0xFFFF
         if self.v6:
@@ -176,13 +178,16 @@ class IcmpSocket:
         # An unprivileged socket's identifier is the kernel's: match on sequence only.
         key = counter if self.raw else seq
         self.pending[key] = _Pending(address, time.perf_counter(), future)
+        # A link-local IPv6 address means nothing without its interface: a host with
+        # several refuses to guess (EINVAL), so the scope goes in the socket address.
+        target = (address, 0, 0, scope_id) if self.v6 else (address, 0)
         if self._backlog:
-            self._backlog.append((packet, address, key))
+            self._backlog.append((packet, target, key))
             return key
         try:
-            self.sock.sendto(packet, (address, 0))
+            self.sock.sendto(packet, target)
         except BlockingIOError:
-            self._backlog.append((packet, address, key))
+            self._backlog.append((packet, target, key))
             self.loop.add_writer(self.sock.fileno(), self._writable)
         except OSError as exc:
             self._fail(key, exc)
@@ -191,12 +196,12 @@ class IcmpSocket:
     def _writable(self) -> None:
         backlog = self._backlog
         while backlog:
-            packet, address, key = backlog[0]
+            packet, target, key = backlog[0]
             if key not in self.pending:  # cancelled while queued
                 backlog.popleft()
                 continue
             try:
-                self.sock.sendto(packet, (address, 0))
+                self.sock.sendto(packet, target)
             except BlockingIOError:
                 return
             except OSError as exc:
@@ -271,7 +276,7 @@ class IcmpProbe(Probe):
         super().__init__(concurrency=concurrency)
         self._sockets: dict[socket.AddressFamily, IcmpSocket] = {}
         self._denied: set[socket.AddressFamily] = set()
-        self._literals: dict[str, tuple[socket.AddressFamily, str] | None] = {}
+        self._literals: dict[str, tuple[socket.AddressFamily, str, int] | None] = {}
 
     async def close(self) -> None:
         for sock in self._sockets.values():
@@ -294,34 +299,43 @@ class IcmpProbe(Probe):
             self._sockets[family] = sock
         return sock
 
-    def _literal(self, address: str) -> tuple[socket.AddressFamily, str] | None:
-        """(family, canonical text) for an IP literal; None for a name to resolve."""
+    def _literal(self, address: str) -> tuple[socket.AddressFamily, str, int] | None:
+        """(family, canonical text, scope id) for an IP literal; None for a name to resolve.
+
+        An IPv6 zone (``fe80::1%eth0``, ``fe80::1%2``) becomes the interface's index;
+        OSError for an interface this host does not have.
+        """
         if address in self._literals:
             return self._literals[address]
+        bare, _, zone = address.partition("%")
         try:
-            ip = ipaddress.ip_address(_strip_scope(address))
+            ip = ipaddress.ip_address(bare)
         except ValueError:
             parsed = None
         else:
             family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-            parsed = (family, str(ip))
+            scope = 0
+            if zone and ip.version == 6:
+                scope = int(zone) if zone.isdigit() else socket.if_nametoindex(zone)
+            parsed = (family, str(ip), scope)
         if len(self._literals) >= ADDRESS_CACHE_MAX:
             self._literals.clear()
         self._literals[address] = parsed
         return parsed
 
-    async def _resolve(self, address: str) -> tuple[socket.AddressFamily, str]:
+    async def _resolve(self, address: str) -> tuple[socket.AddressFamily, str, int]:
         literal = self._literal(address)
         if literal is not None:
             return literal
         # Any socket type does for a lookup; ICMP's protocol number would not fit IPv6.
         infos = await asyncio.get_running_loop().getaddrinfo(address, None, type=socket.SOCK_DGRAM)
         family, *_, sockaddr = infos[0]
-        return family, str(ipaddress.ip_address(_strip_scope(str(sockaddr[0]))))
+        scope = int(sockaddr[3]) if len(sockaddr) > 3 else 0  # IPv6: (host, port, flow, scope)
+        return family, str(ipaddress.ip_address(_strip_scope(str(sockaddr[0])))), scope
 
     async def check(self, target: CheckTarget) -> ProbeResult:
         try:
-            family, address = await self._resolve(target.address)
+            family, address, scope_id = await self._resolve(target.address)
         except socket.gaierror:
             return ProbeResult.failure(errors.DNS)
         except (OSError, IndexError, ValueError) as exc:
@@ -330,7 +344,7 @@ class IcmpProbe(Probe):
         if sock is None:
             return ProbeResult.failure(errors.ICMP_PERMISSION)
         future: asyncio.Future[ProbeResult] = sock.loop.create_future()
-        key = sock.send(address, future)
+        key = sock.send(address, future, scope_id)
         try:
             return await future
         finally:

@@ -7,6 +7,7 @@ sockets need root (or CAP_NET_RAW): without it the tests that send are skipped.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import shutil
 import socket
@@ -229,3 +230,50 @@ def test_falls_back_to_an_unprivileged_ping_socket() -> None:
         pytest.skip(f"no private network namespace: {done.stderr.strip()}")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[True, True, True] {False}"
+
+
+def own_link_local() -> tuple[str, str] | None:
+    """(address, interface) of one of this host's IPv6 link-local addresses, if any."""
+    try:
+        lines = Path("/proc/net/if_inet6").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        hexaddr, _, _, scope, _, name = line.split()
+        if scope == "20":  # link scope
+            groups = ":".join(hexaddr[i : i + 4] for i in range(0, 32, 4))
+            return str(ipaddress.ip_address(groups)), name
+    return None
+
+
+@root_only
+@pytest.mark.skipif(own_link_local() is None, reason="no IPv6 link-local address here")
+async def test_a_link_local_zone_reaches_the_socket_as_its_interface_index(monkeypatch) -> None:
+    address, interface = own_link_local()  # type: ignore[misc]
+    targets: list[tuple] = []
+
+    class Recording:
+        def __init__(self, sock: socket.socket) -> None:
+            self._sock = sock
+
+        def sendto(self, packet: bytes, target: tuple) -> int:
+            targets.append(target)
+            return self._sock.sendto(packet, target)
+
+        def __getattr__(self, name: str):
+            return getattr(self._sock, name)
+
+    real = icmp.open_socket
+    monkeypatch.setattr(icmp, "open_socket", lambda *args: Recording(real(*args)))
+    probe = IcmpProbe()
+    try:
+        index = socket.if_nametoindex(interface)
+        for zone in (interface, str(index)):
+            result = await ping(probe, f"{address}%{zone}")
+            assert result.ok, (zone, result)
+            assert targets[-1] == (address, 0, 0, index)
+        # An interface this host does not have: a clear failure, not an exception.
+        result = await ping(probe, f"{address}%nosuch0")
+        assert not result.ok and "interface" in result.text
+    finally:
+        await probe.close()
