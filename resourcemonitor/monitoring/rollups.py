@@ -301,10 +301,7 @@ class RollupBuffer:
     def _commit(self, plan: FlushPlan) -> None:
         """Once the transaction that wrote ``plan`` committed: forget what it closed, fold
         the rows of open minutes and the hours of open days in."""
-        for minute in plan.closed:
-            self.minutes.pop(minute, None)
-        for day in plan.closed_days:
-            self.days.pop(day, None)
+        self.drop(plan)
         fold_minutes(plan.keep, self.minutes)
         for day, device_id, agg in plan.to_days:
             add_aggregate(self.days.setdefault(day, {}), device_id, agg)

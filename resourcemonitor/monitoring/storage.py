@@ -39,7 +39,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -66,6 +66,7 @@ RECOVERY_LOOKBACK_S = 3600
 _SAMPLE_ROWS_PER_STATEMENT = 500
 _IDS_PER_QUERY = 500
 DAY_MS = 86_400_000
+_T = TypeVar("_T")
 _PARTITION_RE = re.compile(r"^monitoring_sample_p(\d{8})$")
 # Days whose partition this process knows exists, per database name (a cache: creating
 # one is idempotent, so a stale entry only costs the CREATE ... IF NOT EXISTS).
@@ -408,8 +409,7 @@ def _copy_samples(
     with cursor.copy(
         "COPY resmon_sample_in (t, device_id, ok, latency_us, error) FROM STDIN"
     ) as copy:
-        for s in samples:
-            copy.write_row((s.t, s.device_id, s.ok, s.latency_us, s.error))
+        copy.write(_copy_text(samples))
     cursor.execute(
         "INSERT INTO monitoring_sample (t, device_id, ok, latency_us, error) "
         "SELECT t, device_id, ok, latency_us, error FROM resmon_sample_in "
@@ -514,14 +514,14 @@ def _upsert_rollups(cursor: Any, backend: _Backend, rows: dict[RollupKey, list[A
         cursor.executemany(backend.rollup_upsert(), [(*key, *agg) for key, agg in rows.items()])
 
 
-def _write_rollups_fast(cursor: Any, backend: _Backend, rows: dict[RollupKey, list[Any]]) -> None:
+def _write_rollups_fast(cursor: Any, backend: _Backend, rows: dict[RollupKey, list[Any]]) -> int:
     """PostgreSQL, inside a savepoint with immediate constraints: the minute rows COPYed
     straight in, the hour and day rows upserted.
 
     A minute row is written once, when its minute closes, so it is almost always new; when
     it is not (a late sample for a minute already written, a device that moved between
     collectors mid-minute) the COPY fails with a unique violation and the caller falls
-    back to upserting everything.
+    back to upserting everything. Returns the rows written.
     """
     minutes = {key: agg for key, agg in rows.items() if key[1] == 60}
     if minutes:
@@ -529,6 +529,7 @@ def _write_rollups_fast(cursor: Any, backend: _Backend, rows: dict[RollupKey, li
         with cursor.copy(f"COPY monitoring_rollup ({names}) FROM STDIN") as copy:
             copy.write(_rollup_copy_text(minutes))
     _upsert_rollups(cursor, backend, {key: agg for key, agg in rows.items() if key[1] != 60})
+    return len(rows)
 
 
 def write_batch(
@@ -571,18 +572,17 @@ class _Written:
     plan: FlushPlan | None
 
 
-def _try_fast(cursor: Any, using: str, write: Callable[[], None]) -> bool:
-    """Run ``write`` in a savepoint with constraints checked immediately; False (and
-    nothing of it left) when it hit a unique or foreign-key violation."""
+def _try_fast(cursor: Any, using: str, write: Callable[[], _T]) -> _T | None:
+    """``write()`` in a savepoint with constraints checked immediately; None (and nothing
+    of it left) when it hit a unique or foreign-key violation."""
     # The DB-API cursor raises the driver's exceptions, not Django's.
     failed = (IntegrityError, cursor.connection.IntegrityError)
     try:
         with transaction.atomic(using=using):
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            write()
+            return write()
     except failed:
-        return False
-    return True
+        return None
 
 
 def _write_fast(
@@ -596,9 +596,8 @@ def _write_fast(
     savepoint; None then, with nothing of it left, and the caller writes the batch the
     careful way.
     """
-    written: list[_Written] = []
 
-    def write() -> None:
+    def write() -> _Written:
         samples = batch.samples
         ensure_partitions({s.t // DAY_MS for s in samples}, using=using, cursor=cursor)
         with cursor.copy(
@@ -606,21 +605,19 @@ def _write_fast(
         ) as copy:
             copy.write(_copy_text(samples))
         inserted = [(s.t, s.device_id, s.ok, s.latency_us) for s in samples]
-        written.append(
-            _write_rest(
-                cursor,
-                backend,
-                inserted,
-                len(samples),
-                list(batch.states.values()),
-                batch.events,
-                rollups,
-                dropped=0,
-                fast=True,
-            )
+        return _write_rest(
+            cursor,
+            backend,
+            inserted,
+            len(samples),
+            list(batch.states.values()),
+            batch.events,
+            rollups,
+            dropped=0,
+            fast=True,
         )
 
-    return written[0] if _try_fast(cursor, using, write) else None
+    return _try_fast(cursor, using, write)
 
 
 def _write_careful(
@@ -714,7 +711,7 @@ def _write_rest(
 def flush_rollups(
     rollups: RollupBuffer, *, everything: bool = False, using: str = DEFAULT_DB_ALIAS
 ) -> int:
-    """Write the buffered minutes and hours that have closed (all of them with
+    """Write the buffered minutes and days that have closed (all of them with
     ``everything``).
 
     One transaction; returns the rollup rows written. The writer calls this when no batch
@@ -732,8 +729,9 @@ def flush_rollups(
         try:
             existing = _existing_device_ids(cursor, backend, {key[0] for key in upserts})
             upserts = {key: agg for key, agg in upserts.items() if key[0] in existing}
-            if backend.vendor != "postgresql" or not _try_fast(
-                cursor, using, lambda: _write_rollups_fast(cursor, backend, upserts)
+            if backend.vendor != "postgresql" or (
+                _try_fast(cursor, using, lambda: _write_rollups_fast(cursor, backend, upserts))
+                is None
             ):
                 _upsert_rollups(cursor, backend, upserts)
         finally:
