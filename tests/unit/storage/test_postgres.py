@@ -6,9 +6,10 @@ Runs in ``make test``'s PostgreSQL pass (``DATABASE_URL=postgres://...``); skipp
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from resourcemonitor.inventory.models import Device
 from resourcemonitor.monitoring import retention, storage
@@ -177,3 +178,60 @@ def test_closed_minutes_are_copied_in_and_a_second_writer_falls_back_to_upserts(
     minute = Rollup.objects.get(device=device, resolution=60, bucket=t0)
     hour = Rollup.objects.get(device=device, resolution=3600, bucket=t0)
     assert (minute.count, hour.count) == (2, 2)
+
+
+def test_a_deleted_devices_state_fails_the_commit_and_the_buffer_is_left_as_it_was(
+    device: Device,
+) -> None:
+    """At the top level the fast attempt is the whole transaction: the deferred foreign
+    key of a deleted device's state fails its COMMIT, nothing of it stays (samples, the
+    buffer's plan), and the careful path writes the batch once without that device."""
+    from resourcemonitor.monitoring.rollups import RollupBuffer
+    from resourcemonitor.monitoring.storage import StateRow
+
+    gone = Device.objects.create(name="gone", address="127.0.0.2")
+    gone_id = gone.id
+    gone.delete()
+    t0 = 19_000 * 86_400
+    buffer = RollupBuffer(clock=lambda: t0 + 30.0)
+    now = datetime.now(UTC)
+    batch = Batch()
+    for device_id, t in ((device.id, 1), (gone_id, 2)):
+        batch.add(
+            SampleRow(t0 * 1000 + t, device_id, True, 1500, None),
+            StateRow(device_id, "up", now, now, now, 1.5, 0, 1, "", False, now),
+        )
+    report = storage.write_batch(batch, rollups=buffer)
+    assert (report.samples_inserted, report.dropped_rows) == (1, 2)
+    assert list(Sample.objects.values_list("device_id", flat=True)) == [device.id]
+    assert {m: list(b) for m, b in buffer.minutes.items()} == {t0: [device.id]}
+    assert buffer.minutes[t0][device.id][0] == 1  # counted once, not once per attempt
+    storage.flush_rollups(buffer, everything=True)
+    assert Rollup.objects.get(device=device, resolution=60, bucket=t0).count == 1
+
+
+def test_rollup_rows_travel_as_copy_binary_with_nulls_and_fall_back_to_text(
+    device: Device,
+) -> None:
+    from decimal import Decimal
+
+    from resourcemonitor.monitoring.rollups import ROLLUP_VALUE_COLUMNS
+
+    histogram = list(range(16))
+    rows: dict[tuple[int, int, int], list[Any]] = {
+        (device.id, 60, 60): [3, 2, 2, 1.25, 0.001, 1e9, *histogram],
+        (device.id, 60, 120): [4, 0, 0, 0.0, None, None, *([0] * 16)],
+        (device.id, 3600, 0): [2**31 - 1, 1, 1, 0.5, 0.5, 0.5, *histogram],
+    }
+    assert storage._rollup_copy_binary(rows) is not None
+    odd: dict[tuple[int, int, int], list[Any]] = {
+        (device.id, 86400, 0): [Decimal(7), 7, 0, 0.0, None, None, *([0] * 16)]
+    }
+    assert storage._rollup_copy_binary(odd) is None  # a numeric sum: sent as text
+    with transaction.atomic(), connection.cursor() as cursor:
+        storage._upsert_rollups(cursor.cursor, storage._backend(connection), {**rows, **odd})
+    stored = {
+        (r.device_id, r.resolution, r.bucket): [getattr(r, c) for c in ROLLUP_VALUE_COLUMNS]
+        for r in Rollup.objects.filter(device=device)
+    }
+    assert stored == {**rows, (device.id, 86400, 0): [7, 7, 0, 0.0, None, None, *([0] * 16)]}
