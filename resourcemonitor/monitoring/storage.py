@@ -749,7 +749,15 @@ def _write_careful(
     if backend.vendor == "postgresql" and samples:
         ensure_partitions({s.t // DAY_MS for s in samples}, using=using, cursor=cursor)
     inserted = _insert_samples(cursor, backend, samples)
-    planned = _plan_rollups(inserted, rollups)
+    plan, upserts = _plan_rollups(inserted, rollups)
+    # The buffer's closed minutes may hold a device deleted since (its foreign key, on
+    # SQLite, would fail this batch and every retry of it): its rows are dropped.
+    others = {key[0] for key in upserts} - existing
+    if others:
+        gone = others - _existing_device_ids(cursor, backend, others)
+        if gone:
+            upserts = {key: agg for key, agg in upserts.items() if key[0] not in gone}
+    planned = (plan, upserts)
     return _write_rest(
         cursor, backend, inserted, len(samples), states, events, planned, dropped=dropped
     )
