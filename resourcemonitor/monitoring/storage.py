@@ -442,15 +442,38 @@ def _copy_text(samples: Sequence[SampleRow]) -> str:
     )
 
 
+def _state_copy_text(states: Sequence[StateRow]) -> str:
+    """Device states as COPY text rows, in ``STATE_COLUMNS`` order.
+
+    ~3x cheaper than ``write_row``, which adapts twelve values a row in Python: the
+    collector writes a state with every check, so this is on its hot path too.
+    Datetimes are aware (UTC) and go as ISO 8601.
+    """
+    null = _COPY_NULL
+    escapes = _COPY_ESCAPES
+    return "".join(
+        [
+            f"{s.device_id}\t{s.status.translate(escapes)}\t{s.since.isoformat()}\t"
+            f"{null if s.last_check_at is None else s.last_check_at.isoformat()}\t"
+            f"{null if s.last_ok_at is None else s.last_ok_at.isoformat()}\t"
+            f"{null if s.latency_ms is None else repr(float(s.latency_ms))}\t"
+            f"{s.consecutive_failures}\t{s.consecutive_successes}\t"
+            f"{s.last_error.translate(escapes)}\t{'t' if s.flapping else 'f'}\t"
+            f"{s.changed_at.isoformat()}\t{s.flap_history.translate(escapes)}\n"
+            for s in states
+        ]
+    )
+
+
 def _copy_upsert(
     cursor: Any,
     table: str,
     columns: Sequence[str],
     upsert: str,
-    rows: Iterable[Sequence[Any]] | str | tuple[str, bytes | str],
+    data: str | tuple[str, bytes | str],
 ) -> None:
-    """PostgreSQL: COPY ``rows`` (or COPY text, or a format option and its data) into a
-    temp copy of ``table``'s columns, then ``upsert``.
+    """PostgreSQL: COPY ``data`` (COPY text, or a format option and its data) into a temp
+    copy of ``table``'s columns, then ``upsert``.
 
     One statement instead of one per row: executemany of an upsert costs ~0.2 ms a row
     even pipelined; this is ~20x faster. Rows must have unique keys (they do: rollups are
@@ -462,15 +485,9 @@ def _copy_upsert(
         f"CREATE TEMP TABLE IF NOT EXISTS {temp} ON COMMIT DELETE ROWS AS "
         f"SELECT {names} FROM {table} WITH NO DATA"
     )
-    options = ""
-    if isinstance(rows, tuple):
-        options, rows = rows
+    options, payload = ("", data) if isinstance(data, str) else data
     with cursor.copy(f"COPY {temp} ({names}) FROM STDIN{options}") as copy:
-        if isinstance(rows, str | bytes):
-            copy.write(rows)  # already COPY data
-        else:
-            for row in rows:
-                copy.write_row(row)
+        copy.write(payload)
     cursor.execute(upsert)
     cursor.execute(f"TRUNCATE {temp}")
 
@@ -797,7 +814,15 @@ def _write_rest(
         _write_rollups_fast(cursor, backend, upserts)
     else:
         _upsert_rollups(cursor, backend, upserts)
-    if states:
+    if states and backend.vendor == "postgresql":
+        _copy_upsert(
+            cursor,
+            "monitoring_devicestate",
+            STATE_COLUMNS,
+            backend.state_upsert("resmon_monitoring_devicestate_in"),
+            _state_copy_text(states),
+        )
+    elif states:
         rows = [
             (
                 s.device_id,
@@ -815,16 +840,7 @@ def _write_rest(
             )
             for s in states
         ]
-        if backend.vendor == "postgresql":
-            _copy_upsert(
-                cursor,
-                "monitoring_devicestate",
-                STATE_COLUMNS,
-                backend.state_upsert("resmon_monitoring_devicestate_in"),
-                rows,
-            )
-        else:
-            cursor.executemany(backend.state_upsert(), rows)
+        cursor.executemany(backend.state_upsert(), rows)
     if events:
         cursor.executemany(
             backend.event_insert(),

@@ -265,3 +265,44 @@ def test_rollups_are_partitioned_by_resolution_and_hour_rows_update_in_place(
         )
         assert cursor.fetchone() == (5,)
     assert Rollup.objects.get(device=device, resolution=3600, bucket=0).count == 6
+
+
+def test_states_go_in_as_copy_text_with_odd_values_and_update_in_place(device: Device) -> None:
+    """Every column of a state survives the COPY text (escapes, NULLs, microseconds),
+    and rewriting a state whose ``changed_at`` stays is a HOT update (fillfactor 50)."""
+    from resourcemonitor.monitoring.models import DeviceState
+    from resourcemonitor.monitoring.storage import StateRow
+
+    at = datetime(2026, 12, 6, 18, 56, 44, 123456, tzinfo=UTC)
+    odd = StateRow(
+        device.id, "down", at, at, None, None, 3, 0, "tab\there\nnew\\line\r", True, at, "0120"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reloptions FROM pg_class WHERE oid = 'monitoring_devicestate'::regclass"
+        )
+        assert cursor.fetchone() == (["fillfactor=50"],)
+    with transaction.atomic():
+        storage.write_batch(Batch(states={device.id: odd}))
+        again = StateRow(device.id, "down", at, at, at, 12.25, 4, 0, "x", False, at, "01201")
+        storage.write_batch(Batch(states={device.id: again}))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_stat_get_xact_tuples_hot_updated('monitoring_devicestate'::regclass)"
+            )
+            assert cursor.fetchone() == (1,)
+    stored = DeviceState.objects.get(device=device)
+    assert (stored.status, stored.last_ok_at, stored.latency_ms, stored.flapping) == (
+        "down",
+        at,
+        12.25,
+        False,
+    )
+    storage.write_batch(Batch(states={device.id: odd}))
+    stored = DeviceState.objects.get(device=device)
+    assert (stored.since, stored.last_ok_at, stored.latency_ms) == (at, None, None)
+    assert (stored.last_error, stored.flapping, stored.flap_history) == (
+        "tab\there\nnew\\line\r",
+        True,
+        "0120",
+    )
