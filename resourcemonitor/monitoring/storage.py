@@ -41,7 +41,7 @@ import re
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
@@ -442,27 +442,59 @@ def _copy_text(samples: Sequence[SampleRow]) -> str:
     )
 
 
-def _state_copy_text(states: Sequence[StateRow]) -> str:
-    """Device states as COPY text rows, in ``STATE_COLUMNS`` order.
+# PostgreSQL's timestamps count microseconds from 2000-01-01 UTC. A datetime goes into COPY
+# text as that count (~0.2 µs) rather than ISO 8601 (``isoformat``, ~0.75 µs): four a state
+# row made ISO text most of the state write's client time (py-spy).
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_STATE_TIMES = frozenset({"since", "last_check_at", "last_ok_at", "changed_at"})
+_STATE_IN = "resmon_devicestate_in"
 
-    ~3x cheaper than ``write_row``, which adapts twelve values a row in Python: the
+
+def _state_copy_text(states: Sequence[StateRow]) -> str:
+    """Device states as COPY text rows for ``_STATE_IN``, in ``STATE_COLUMNS`` order, the
+    (aware) datetimes as microseconds since ``_PG_EPOCH``.
+
+    ~4x cheaper than ``write_row``, which adapts twelve values a row in Python: the
     collector writes a state with every check, so this is on its hot path too.
-    Datetimes are aware (UTC) and go as ISO 8601.
     """
     null = _COPY_NULL
     escapes = _COPY_ESCAPES
+    epoch, us = _PG_EPOCH, _MICROSECOND
     return "".join(
         [
-            f"{s.device_id}\t{s.status.translate(escapes)}\t{s.since.isoformat()}\t"
-            f"{null if s.last_check_at is None else s.last_check_at.isoformat()}\t"
-            f"{null if s.last_ok_at is None else s.last_ok_at.isoformat()}\t"
+            f"{s.device_id}\t{s.status.translate(escapes)}\t{(s.since - epoch) // us}\t"
+            f"{null if s.last_check_at is None else (s.last_check_at - epoch) // us}\t"
+            f"{null if s.last_ok_at is None else (s.last_ok_at - epoch) // us}\t"
             f"{null if s.latency_ms is None else repr(float(s.latency_ms))}\t"
             f"{s.consecutive_failures}\t{s.consecutive_successes}\t"
             f"{s.last_error.translate(escapes)}\t{'t' if s.flapping else 'f'}\t"
-            f"{s.changed_at.isoformat()}\t{s.flap_history.translate(escapes)}\n"
+            f"{(s.changed_at - epoch) // us}\t{s.flap_history.translate(escapes)}\n"
             for s in states
         ]
     )
+
+
+def _upsert_states_copy(cursor: Any, backend: _Backend, states: Sequence[StateRow]) -> None:
+    """PostgreSQL: COPY the states into a temp table (datetimes as microsecond counts),
+    then one upsert that turns the counts back into timestamps (exactly: a count times
+    one microsecond is computed in double precision, exact below 2**53 µs)."""
+    cursor.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {_STATE_IN} (device_id bigint, status text, "
+        "since bigint, last_check_at bigint, last_ok_at bigint, latency_ms double precision, "
+        "consecutive_failures integer, consecutive_successes integer, last_error text, "
+        "flapping boolean, changed_at bigint, flap_history text) ON COMMIT DELETE ROWS"
+    )
+    with cursor.copy(f"COPY {_STATE_IN} FROM STDIN") as copy:
+        copy.write(_state_copy_text(states))
+    select = ", ".join(
+        f"TIMESTAMPTZ '2000-01-01 00:00:00+00' + {c} * INTERVAL '1 microsecond' AS {c}"
+        if c in _STATE_TIMES
+        else c
+        for c in STATE_COLUMNS
+    )
+    cursor.execute(backend.state_upsert(f"(SELECT {select} FROM {_STATE_IN}) AS fresh"))
+    cursor.execute(f"TRUNCATE {_STATE_IN}")
 
 
 def _copy_upsert(
@@ -815,13 +847,7 @@ def _write_rest(
     else:
         _upsert_rollups(cursor, backend, upserts)
     if states and backend.vendor == "postgresql":
-        _copy_upsert(
-            cursor,
-            "monitoring_devicestate",
-            STATE_COLUMNS,
-            backend.state_upsert("resmon_monitoring_devicestate_in"),
-            _state_copy_text(states),
-        )
+        _upsert_states_copy(cursor, backend, states)
     elif states:
         rows = [
             (

@@ -274,8 +274,22 @@ def test_states_go_in_as_copy_text_with_odd_values_and_update_in_place(device: D
     from resourcemonitor.monitoring.storage import StateRow
 
     at = datetime(2026, 12, 6, 18, 56, 44, 123456, tzinfo=UTC)
+    # Datetimes travel as microseconds from 2000-01-01: before it, and far after, exactly.
+    before = datetime(1999, 12, 31, 23, 59, 59, 1, tzinfo=UTC)
+    later = datetime(2100, 1, 1, 0, 0, 0, 999999, tzinfo=UTC)
     odd = StateRow(
-        device.id, "down", at, at, None, None, 3, 0, "tab\there\nnew\\line\r", True, at, "0120"
+        device.id,
+        "down",
+        before,
+        at,
+        None,
+        None,
+        3,
+        0,
+        "tab\there\nnew\\line\r",
+        True,
+        later,
+        "0120",
     )
     with connection.cursor() as cursor:
         cursor.execute(
@@ -284,7 +298,7 @@ def test_states_go_in_as_copy_text_with_odd_values_and_update_in_place(device: D
         assert cursor.fetchone() == (["fillfactor=50"],)
     with transaction.atomic():
         storage.write_batch(Batch(states={device.id: odd}))
-        again = StateRow(device.id, "down", at, at, at, 12.25, 4, 0, "x", False, at, "01201")
+        again = StateRow(device.id, "down", at, at, at, 12.25, 4, 0, "x", False, later, "01201")
         storage.write_batch(Batch(states={device.id: again}))
         with connection.cursor() as cursor:
             cursor.execute(
@@ -300,7 +314,8 @@ def test_states_go_in_as_copy_text_with_odd_values_and_update_in_place(device: D
     )
     storage.write_batch(Batch(states={device.id: odd}))
     stored = DeviceState.objects.get(device=device)
-    assert (stored.since, stored.last_ok_at, stored.latency_ms) == (at, None, None)
+    assert (stored.since, stored.last_check_at, stored.changed_at) == (before, at, later)
+    assert (stored.last_ok_at, stored.latency_ms) == (None, None)
     assert (stored.last_error, stored.flapping, stored.flap_history) == (
         "tab\there\nnew\\line\r",
         True,
