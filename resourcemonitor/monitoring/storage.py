@@ -644,7 +644,14 @@ def _rollup_copy_data(rows: dict[RollupKey, list[Any]]) -> tuple[str, bytes | st
     return " (FORMAT BINARY)", binary
 
 
-def _upsert_rollups(cursor: Any, backend: _Backend, rows: dict[RollupKey, list[Any]]) -> None:
+def _upsert_rollups(
+    cursor: Any,
+    backend: _Backend,
+    rows: dict[RollupKey, list[Any]],
+    data: tuple[str, bytes | str] | None = None,
+) -> None:
+    """Merge ``rows`` into the stored rollups (PostgreSQL: ``data`` is their COPY data
+    when the caller has it ready)."""
     if not rows:
         return
     if backend.vendor == "postgresql":
@@ -653,7 +660,7 @@ def _upsert_rollups(cursor: Any, backend: _Backend, rows: dict[RollupKey, list[A
             "monitoring_rollup",
             _ROLLUP_COLUMNS,
             backend.rollup_upsert("resmon_monitoring_rollup_in"),
-            _rollup_copy_data(rows),
+            data or _rollup_copy_data(rows),
         )
     else:
         cursor.executemany(backend.rollup_upsert(), [(*key, *agg) for key, agg in rows.items()])
@@ -669,12 +676,16 @@ def _write_rollups_fast(cursor: Any, backend: _Backend, rows: dict[RollupKey, li
     back to upserting everything. Returns the rows written.
     """
     minutes = {key: agg for key, agg in rows.items() if key[1] == 60}
+    coarser = {key: agg for key, agg in rows.items() if key[1] != 60}
+    coarser_data = None
     if minutes:
         names = ", ".join(f'"{c}"' for c in _ROLLUP_COLUMNS)
         options, data = _rollup_copy_data(minutes)
         with cursor.copy(f"COPY monitoring_rollup ({names}) FROM STDIN{options}") as copy:
             copy.write(data)
-    _upsert_rollups(cursor, backend, {key: agg for key, agg in rows.items() if key[1] != 60})
+            # Sent: the hour rows are packed while the server inserts the minutes.
+            coarser_data = _rollup_copy_data(coarser) if coarser else None
+    _upsert_rollups(cursor, backend, coarser, coarser_data)
     return len(rows)
 
 

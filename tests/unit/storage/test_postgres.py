@@ -155,9 +155,9 @@ def test_closed_minutes_are_copied_in_and_a_second_writer_falls_back_to_upserts(
     upserted: list[set[int]] = []
     real = storage._upsert_rollups
 
-    def spy(cursor, backend, rows):
+    def spy(cursor, backend, rows, data=None):
         upserted.append({key[1] for key in rows})
-        real(cursor, backend, rows)
+        real(cursor, backend, rows, data)
 
     monkeypatch.setattr(storage, "_upsert_rollups", spy)
     t0 = 19_000 * 86_400  # a day start, epoch seconds
