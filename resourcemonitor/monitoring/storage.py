@@ -185,6 +185,8 @@ class WriteReport:
 # -- SQL per database: the one vendor switch -------------------------------------------
 
 _ROLLUP_COLUMNS = ("device_id", "resolution", "bucket", *ROLLUP_VALUE_COLUMNS)
+_ROLLUP_NAMES = ", ".join(f'"{c}"' for c in _ROLLUP_COLUMNS)
+_ROLLUP_IN = "resmon_monitoring_rollup_in"  # the session's temp table for rollup upserts
 
 
 def _sqlite_datetime(value: datetime | None) -> str | None:
@@ -303,6 +305,24 @@ def _existing_device_ids(cursor: Any, backend: _Backend, ids: Iterable[int]) -> 
         cursor.execute(f"SELECT id FROM inventory_device WHERE id IN ({marks})", chunk)
         found.update(row[0] for row in cursor.fetchall())
     return found
+
+
+def _rows_of_existing_devices(
+    cursor: Any,
+    backend: _Backend,
+    rows: dict[RollupKey, list[Any]],
+    known: Iterable[int] = (),
+) -> dict[RollupKey, list[Any]]:
+    """``rows`` without those of devices deleted meanwhile (``known``: ids already checked).
+
+    A writer's buffer can hold a device's closed minute after the device is gone; on
+    SQLite the rollup foreign key would fail the batch that writes it, and every retry.
+    """
+    others = {key[0] for key in rows}.difference(known)
+    if not others:
+        return rows
+    gone = others - _existing_device_ids(cursor, backend, others)
+    return {key: agg for key, agg in rows.items() if key[0] not in gone} if gone else rows
 
 
 def partition_name(day: int) -> str:
@@ -475,50 +495,49 @@ def _state_copy_text(states: Sequence[StateRow]) -> str:
     )
 
 
-def _upsert_states_copy(cursor: Any, backend: _Backend, states: Sequence[StateRow]) -> None:
-    """PostgreSQL: COPY the states into a temp table (datetimes as microsecond counts),
-    then one upsert that turns the counts back into timestamps (exactly: a count times
-    one microsecond is computed in double precision, exact below 2**53 µs)."""
-    cursor.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {_STATE_IN} (device_id bigint, status text, "
-        "since bigint, last_check_at bigint, last_ok_at bigint, latency_ms double precision, "
-        "consecutive_failures integer, consecutive_successes integer, last_error text, "
-        "flapping boolean, changed_at bigint, flap_history text) ON COMMIT DELETE ROWS"
-    )
-    with cursor.copy(f"COPY {_STATE_IN} FROM STDIN") as copy:
-        copy.write(_state_copy_text(states))
-    select = ", ".join(
+_STATE_UPSERT = _POSTGRESQL.state_upsert(
+    "(SELECT "
+    + ", ".join(
         f"TIMESTAMPTZ '2000-01-01 00:00:00+00' + {c} * INTERVAL '1 microsecond' AS {c}"
         if c in _STATE_TIMES
         else c
         for c in STATE_COLUMNS
     )
-    cursor.execute(backend.state_upsert(f"(SELECT {select} FROM {_STATE_IN}) AS fresh"))
-    cursor.execute(f"TRUNCATE {_STATE_IN}")
+    + f" FROM {_STATE_IN}) AS fresh"
+)
+
+
+def _upsert_states_copy(cursor: Any, states: Sequence[StateRow]) -> None:
+    """PostgreSQL: the states through a temp table of their own (datetimes as microsecond
+    counts), upserted by one statement that turns the counts back into timestamps
+    (exactly: a count times one microsecond is computed in double precision, exact below
+    2**53 µs)."""
+    _copy_upsert(
+        cursor,
+        _STATE_IN,
+        f"CREATE TEMP TABLE IF NOT EXISTS {_STATE_IN} (device_id bigint, status text, "
+        "since bigint, last_check_at bigint, last_ok_at bigint, latency_ms double precision, "
+        "consecutive_failures integer, consecutive_successes integer, last_error text, "
+        "flapping boolean, changed_at bigint, flap_history text) ON COMMIT DELETE ROWS",
+        _state_copy_text(states),
+        _STATE_UPSERT,
+    )
 
 
 def _copy_upsert(
-    cursor: Any,
-    table: str,
-    columns: Sequence[str],
-    upsert: str,
-    data: str | tuple[str, bytes | str],
+    cursor: Any, temp: str, create: str, data: str | tuple[str, bytes | str], upsert: str
 ) -> None:
-    """PostgreSQL: COPY ``data`` (COPY text, or a format option and its data) into a temp
-    copy of ``table``'s columns, then ``upsert``.
+    """PostgreSQL: COPY ``data`` (COPY text, or a format option and its data) into the
+    session's temp table ``temp`` (``create`` makes it the first time), then ``upsert``
+    from it, then empty it.
 
     One statement instead of one per row: executemany of an upsert costs ~0.2 ms a row
     even pipelined; this is ~20x faster. Rows must have unique keys (they do: rollups are
     pre-aggregated per key, states are one per device).
     """
-    temp = f"resmon_{table}_in"
-    names = ", ".join(f'"{c}"' for c in columns)
-    cursor.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {temp} ON COMMIT DELETE ROWS AS "
-        f"SELECT {names} FROM {table} WITH NO DATA"
-    )
+    cursor.execute(create)
     options, payload = ("", data) if isinstance(data, str) else data
-    with cursor.copy(f"COPY {temp} ({names}) FROM STDIN{options}") as copy:
+    with cursor.copy(f"COPY {temp} FROM STDIN{options}") as copy:
         copy.write(payload)
     cursor.execute(upsert)
     cursor.execute(f"TRUNCATE {temp}")
@@ -657,10 +676,11 @@ def _upsert_rollups(
     if backend.vendor == "postgresql":
         _copy_upsert(
             cursor,
-            "monitoring_rollup",
-            _ROLLUP_COLUMNS,
-            backend.rollup_upsert("resmon_monitoring_rollup_in"),
+            _ROLLUP_IN,
+            f"CREATE TEMP TABLE IF NOT EXISTS {_ROLLUP_IN} ON COMMIT DELETE ROWS AS "
+            f"SELECT {_ROLLUP_NAMES} FROM monitoring_rollup WITH NO DATA",
             data or _rollup_copy_data(rows),
+            backend.rollup_upsert(_ROLLUP_IN),
         )
     else:
         cursor.executemany(backend.rollup_upsert(), [(*key, *agg) for key, agg in rows.items()])
@@ -679,9 +699,8 @@ def _write_rollups_fast(cursor: Any, backend: _Backend, rows: dict[RollupKey, li
     coarser = {key: agg for key, agg in rows.items() if key[1] != 60}
     coarser_data = None
     if minutes:
-        names = ", ".join(f'"{c}"' for c in _ROLLUP_COLUMNS)
         options, data = _rollup_copy_data(minutes)
-        with cursor.copy(f"COPY monitoring_rollup ({names}) FROM STDIN{options}") as copy:
+        with cursor.copy(f"COPY monitoring_rollup ({_ROLLUP_NAMES}) FROM STDIN{options}") as copy:
             copy.write(data)
             # Sent: the hour rows are packed while the server inserts the minutes.
             coarser_data = _rollup_copy_data(coarser) if coarser else None
@@ -738,21 +757,19 @@ def _try_fast(connection: BaseDatabaseWrapper, using: str, write: Callable[[Any]
     checks nothing). The savepoint costs two round trips and a subtransaction per batch,
     a fifth of the sample COPY's time, so the writer's batches do without it.
     """
-    # The DB-API cursor raises the driver's exceptions, not Django's.
-    failed: tuple[type[BaseException], ...] = (IntegrityError,)
     nested = connection.in_atomic_block
+    cursor = _raw_cursor(connection)
+    # The DB-API cursor raises the driver's exceptions, not Django's.
+    failed = (IntegrityError, cursor.connection.IntegrityError)
     try:
         with transaction.atomic(using=using):
-            cursor = _raw_cursor(connection)
-            failed = (IntegrityError, cursor.connection.IntegrityError)
-            try:
-                if nested:
-                    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-                return write(cursor)
-            finally:
-                cursor.close()
+            if nested:
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            return write(cursor)
     except failed:
         return None
+    finally:
+        cursor.close()
 
 
 def _write_fast(
@@ -810,14 +827,7 @@ def _write_careful(
         ensure_partitions({s.t // DAY_MS for s in samples}, using=using, cursor=cursor)
     inserted = _insert_samples(cursor, backend, samples)
     plan, upserts = _plan_rollups(inserted, rollups)
-    # The buffer's closed minutes may hold a device deleted since (its foreign key, on
-    # SQLite, would fail this batch and every retry of it): its rows are dropped.
-    others = {key[0] for key in upserts} - existing
-    if others:
-        gone = others - _existing_device_ids(cursor, backend, others)
-        if gone:
-            upserts = {key: agg for key, agg in upserts.items() if key[0] not in gone}
-    planned = (plan, upserts)
+    planned = (plan, _rows_of_existing_devices(cursor, backend, upserts, existing))
     return _write_rest(
         cursor, backend, inserted, len(samples), states, events, planned, dropped=dropped
     )
@@ -858,7 +868,7 @@ def _write_rest(
     else:
         _upsert_rollups(cursor, backend, upserts)
     if states and backend.vendor == "postgresql":
-        _upsert_states_copy(cursor, backend, states)
+        _upsert_states_copy(cursor, states)
     elif states:
         rows = [
             (
@@ -908,13 +918,10 @@ def flush_rollups(
         return 0
     connection = connections[using]
     backend = _backend(connection)
-    upserts = plan.rows
-    # Rows of devices deleted meanwhile would break the foreign key: drop them.
     with transaction.atomic(using=using):
         cursor = _raw_cursor(connection)
         try:
-            existing = _existing_device_ids(cursor, backend, {key[0] for key in upserts})
-            upserts = {key: agg for key, agg in upserts.items() if key[0] in existing}
+            upserts = _rows_of_existing_devices(cursor, backend, plan.rows)
             if backend.vendor != "postgresql" or (
                 _try_fast(
                     connection, using, lambda fast: _write_rollups_fast(fast, backend, upserts)
